@@ -1,1 +1,18 @@
-fn main() {}
+//! The shell around the library: arguments, the environment snapshot, the real streams.
+
+use docker_credential_icr::{cli, env::Env, iam};
+
+fn main() {
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let env = Env::from_process();
+    let exchange = iam::Unavailable;
+    let status = cli::run(
+        &args,
+        &env,
+        &exchange,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    std::process::exit(status);
+}

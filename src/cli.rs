@@ -1,0 +1,125 @@
+//! The command line: which action, which exit status. `run` takes its streams as arguments so
+//! that tests can drive it without a process; `main` passes the real ones.
+
+use std::io::{Read, Write};
+
+use crate::actions;
+use crate::clock::SystemClock;
+use crate::context::Context;
+use crate::env::Env;
+use crate::error::Error;
+use crate::iam::Exchange;
+use crate::log::{Level, Log};
+use crate::protocol;
+
+pub const VERSION_LINE: &str = concat!(
+    "docker-credential-icr (github.com/docker-credential-icr/docker-credential-icr) ",
+    env!("CARGO_PKG_VERSION")
+);
+
+const USAGE: &str = "\
+Usage: docker-credential-icr <get|store|erase|list|version>
+
+A docker credential helper for IBM Cloud Container Registry (icr.io). Docker, podman, skopeo and
+buildah call it through a \"credHelpers\" entry; it reads the request on standard input and
+answers on standard output.
+
+Actions:
+  get        print the credentials for the server URL on stdin
+  store      keep the login given as JSON on stdin ({\"ServerURL\",\"Username\",\"Secret\"})
+  erase      forget the stored login for the server URL on stdin
+  list       print the stored logins and configured registries as JSON
+  version    print the version (also --version, -v)
+  help       print this help (also --help, -h)
+
+Credentials come from, in order: a stored login, the config file's entry for the registry,
+IBMCLOUD_API_KEY / IC_API_KEY / BLUEMIX_API_KEY / IBMCLOUD_IAM_TOKEN / IBMCLOUD_CR_PROFILE,
+the config file's default, and the ibmcloud CLI session.
+See docker-credential-icr(1) and README.md.
+";
+
+/// Runs one invocation; returns the exit status.
+pub fn run(
+    args: &[String],
+    env: &Env,
+    exchange: &dyn Exchange,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    let level = match env.get("DOCKER_CREDENTIAL_ICR_LOG") {
+        None => Level::Warn,
+        Some(value) => match Level::parse(value) {
+            Some(level) => level,
+            None => {
+                let _ = writeln!(
+                    stderr,
+                    "docker-credential-icr: warning: DOCKER_CREDENTIAL_ICR_LOG=`{value}` is not a level (error, warn, info, debug); using warn"
+                );
+                Level::Warn
+            }
+        },
+    };
+    let log = Log::new(level, stderr);
+    let clock = SystemClock;
+    let ctx = Context::new(env, &log, &clock, exchange);
+
+    let action = match args {
+        [action] => action.as_str(),
+        [] => {
+            return fail(
+                stdout,
+                &log,
+                &Error::input("no action given: expected get, store, erase, list or version (see --help)"),
+            )
+        }
+        [action, ..] => {
+            return fail(
+                stdout,
+                &log,
+                &Error::input(format!("`{}` takes no arguments after the action (see --help)", sanitize(action))),
+            )
+        }
+    };
+    let result = match action {
+        "get" => protocol::read_input(stdin).and_then(|input| actions::get(&ctx, &input)),
+        "store" => protocol::read_input(stdin).and_then(|input| actions::store(&ctx, &input)).map(|()| String::new()),
+        "erase" => protocol::read_input(stdin).and_then(|input| actions::erase(&ctx, &input)).map(|()| String::new()),
+        "list" => actions::list(&ctx),
+        "version" | "--version" | "-v" => Ok(format!("{VERSION_LINE}\n")),
+        "help" | "--help" | "-h" => Ok(USAGE.to_owned()),
+        other => Err(Error::input(format!(
+            "unknown action `{}`: expected get, store, erase, list or version (see --help)",
+            sanitize(other)
+        ))),
+    };
+    match result {
+        Ok(out) => match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+            Ok(()) => 0,
+            Err(e) => {
+                log.error(format_args!("cannot write the answer to standard output: {e}"));
+                1
+            }
+        },
+        Err(e) => fail(stdout, &log, &e),
+    }
+}
+
+/// Errors go to stdout, one line, exit 1: docker and podman read stdout only.
+fn fail(stdout: &mut dyn Write, log: &Log, error: &Error) -> i32 {
+    if !matches!(error, Error::NotFound) {
+        log.debug(format_args!("failing with: {error}"));
+    }
+    let _ = writeln!(stdout, "{error}");
+    let _ = stdout.flush();
+    1
+}
+
+/// An argument echoed in an error line: printable, and short.
+fn sanitize(arg: &str) -> String {
+    let mut s: String = arg.chars().filter(|c| !c.is_control()).take(64).collect();
+    if arg.chars().count() > 64 {
+        s.push('…');
+    }
+    s
+}

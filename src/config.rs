@@ -1,0 +1,350 @@
+//! The user-written config file (SPEC section 5), parsed strictly.
+//!
+//! Every key is known; an unknown one, a wrong type, two credentials in one entry or a key of
+//! `registries` that is neither a host nor a region id is an error that names the file, the key
+//! and the line, because a silently ignored typo (`apikeyFile`) would send the wrong credentials.
+//! Validation happens inside deserialization (`try_from`), so serde_json supplies the position.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::iam::{Endpoint, Profile};
+use crate::mode::Mode;
+use crate::registry::{self, Region, Registry};
+use crate::secret::Secret;
+
+/// Where an entry's credential comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `apiKey`: the key itself, in the file.
+    Inline(Secret),
+    /// `apiKeyFile`: a file that holds the key.
+    File(PathBuf),
+    /// `apiKeyEnv`: an environment variable that holds the key.
+    Env(String),
+    /// `trustedProfile`: a compute-resource token exchanged for a trusted profile.
+    TrustedProfile(TrustedProfile),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProfile {
+    pub profile: Profile,
+    /// `crTokenFile`; when absent the environment and the default token paths are used.
+    pub cr_token_file: Option<PathBuf>,
+}
+
+/// One entry: the file's top level (the default) or a value of `registries`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub mode: Option<Mode>,
+    pub credential: Option<KeySource>,
+    /// For a host entry: the region a mirror or future domain belongs to, whose entry it inherits.
+    pub region: Option<&'static Region>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub default: Entry,
+    pub iam_endpoint: Option<Endpoint>,
+    pub hosts: BTreeMap<Registry, Entry>,
+    pub regions: Vec<(&'static Region, Entry)>,
+}
+
+/// What the config file says about one registry, host entry over region entry over default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    /// The entry's key and its credential, when a host or region entry holds one.
+    pub credential: Option<(String, &'a KeySource)>,
+    pub mode: Option<Mode>,
+}
+
+impl Config {
+    /// Reads the config file at `path`; `Ok(None)` when there is none.
+    pub fn load(path: &Path) -> Result<Option<Config>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::failed(format!("cannot read config file {}: {e}", path.display()))),
+        };
+        Config::parse(path, &text).map(Some)
+    }
+
+    /// Parses in two steps: serde checks syntax, types and unknown keys (and knows the line);
+    /// then the values are validated here, and an error names the key path, whose line is found
+    /// by looking the path up in the text.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let fail = |e: String| Error::failed(format!("config file {}: {e}", path.display()));
+        // serde_path_to_error names the key of a type error, which serde_json alone does not.
+        let mut json = serde_json::Deserializer::from_str(text);
+        let raw: RawTop =
+            serde_path_to_error::deserialize(&mut json).map_err(|e| match e.path().to_string().as_str() {
+                "." => fail(e.inner().to_string()),
+                path => fail(format!("{path}: {}", e.inner())),
+            })?;
+        json.end().map_err(|e| fail(e.to_string()))?;
+        let located = |keys: &[&str], message: String| {
+            let at = line_of(text, keys).map(|line| format!(" at line {line}")).unwrap_or_default();
+            fail(format!("{}: {message}{at}", keys.join(".")))
+        };
+        let iam_endpoint = match raw.iam_endpoint {
+            Some(text) => Some(Endpoint::parse(&text).map_err(|e| located(&["iamEndpoint"], e))?),
+            None => None,
+        };
+        let credential = credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile)
+            .map_err(|(key, e)| located(&[key], e))?;
+        let mut hosts = BTreeMap::new();
+        let mut regions: Vec<(&'static Region, Entry)> = Vec::new();
+        for (key, raw_entry) in raw.registries {
+            let entry = entry(raw_entry).map_err(|(field, e)| located(&["registries", &key, field], e))?;
+            if let Some(region) = registry::region_named(&key) {
+                if regions.iter().any(|(r, _)| std::ptr::eq(*r, region)) {
+                    return Err(located(&["registries", &key], format!("region {} is named twice", region.id)));
+                }
+                regions.push((region, entry));
+                continue;
+            }
+            let bare = !key.contains(['/', '@']) && !key.trim().is_empty() && key.trim() == key;
+            let host = registry::parse_server_url(&key).ok().filter(|_| bare).ok_or_else(|| {
+                located(
+                    &["registries", &key],
+                    "neither a region id (such as `eu-de`) nor a host[:port] (such as `mirror.example.com:5000`)"
+                        .to_owned(),
+                )
+            })?;
+            if hosts.insert(host.clone(), entry).is_some() {
+                return Err(located(&["registries", &key], format!("host {host} is named twice")));
+            }
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            default: Entry { mode: raw.mode, credential, region: None },
+            iam_endpoint,
+            hosts,
+            regions,
+        })
+    }
+
+    /// Whether the file names this registry as a host (which makes a non-ICR host ours).
+    pub fn names(&self, registry: &Registry) -> bool {
+        self.hosts.contains_key(registry)
+    }
+
+    /// The entries that apply to `registry`: its host entry, then its region's entry (the
+    /// region of the table, or the `region` a host entry declares), then the default's mode.
+    /// The default's credential is a later, separate source (SPEC section 4), so it is not here.
+    pub fn resolve(&self, registry: &Registry) -> Resolved<'_> {
+        let host = self.hosts.get(registry);
+        let region = host.and_then(|h| h.region).or_else(|| registry.icr().map(|(r, _)| r));
+        let region_entry = region.and_then(|r| self.regions.iter().find(|(er, _)| std::ptr::eq(*er, r)));
+        let credential = host
+            .and_then(|h| h.credential.as_ref().map(|c| (registry.to_string(), c)))
+            .or_else(|| region_entry.and_then(|(r, e)| e.credential.as_ref().map(|c| (r.id.to_owned(), c))));
+        let mode = host.and_then(|h| h.mode).or_else(|| region_entry.and_then(|(_, e)| e.mode)).or(self.default.mode);
+        Resolved { credential, mode }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTop {
+    mode: Option<Mode>,
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_env: Option<String>,
+    trusted_profile: Option<RawTrustedProfile>,
+    iam_endpoint: Option<String>,
+    #[serde(default)]
+    registries: BTreeMap<String, RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTrustedProfile {
+    profile_id: Option<String>,
+    profile_name: Option<String>,
+    cr_token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawEntry {
+    mode: Option<Mode>,
+    region: Option<String>,
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_env: Option<String>,
+    trusted_profile: Option<RawTrustedProfile>,
+}
+
+/// A validation error: the offending key and what is wrong with it.
+type Invalid = (&'static str, String);
+
+fn entry(raw: RawEntry) -> Result<Entry, Invalid> {
+    let region = match raw.region {
+        Some(name) => Some(registry::region_named(&name).ok_or_else(|| {
+            ("region", format!("`{name}` is not a region id of the registry table (such as `us-south`)"))
+        })?),
+        None => None,
+    };
+    let credential = credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile)?;
+    Ok(Entry { mode: raw.mode, credential, region })
+}
+
+fn credential(
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_env: Option<String>,
+    trusted_profile: Option<RawTrustedProfile>,
+) -> Result<Option<KeySource>, Invalid> {
+    let mut found: Vec<(&'static str, KeySource)> = Vec::new();
+    if let Some(key) = api_key {
+        if key.trim().is_empty() {
+            return Err(("apiKey", "is empty".to_owned()));
+        }
+        found.push(("apiKey", KeySource::Inline(Secret::new(key.trim()))));
+    }
+    if let Some(path) = api_key_file {
+        if path.as_os_str().is_empty() {
+            return Err(("apiKeyFile", "is empty".to_owned()));
+        }
+        found.push(("apiKeyFile", KeySource::File(path)));
+    }
+    if let Some(name) = api_key_env {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(("apiKeyEnv", format!("`{name}` is not an environment variable name")));
+        }
+        found.push(("apiKeyEnv", KeySource::Env(name)));
+    }
+    if let Some(tp) = trusted_profile {
+        let profile = match (tp.profile_id, tp.profile_name) {
+            (Some(id), None) if !id.trim().is_empty() => Profile::Id(id.trim().to_owned()),
+            (None, Some(name)) if !name.trim().is_empty() => Profile::Name(name.trim().to_owned()),
+            _ => return Err(("trustedProfile", "needs exactly one of `profileId` and `profileName`".to_owned())),
+        };
+        found.push((
+            "trustedProfile",
+            KeySource::TrustedProfile(TrustedProfile { profile, cr_token_file: tp.cr_token_file }),
+        ));
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
+        return Err((found[1].0, format!("an entry takes one credential, but this one has {}", names.join(" and "))));
+    }
+    Ok(found.pop().map(|(_, c)| c))
+}
+
+/// The line of the last key of `path`, found by looking each key up, quoted, after the one
+/// before it. Good enough for a message; `None` when a key is not found as written.
+fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    let mut at = 0;
+    for key in path {
+        let quoted = serde_json::to_string(key).ok()?;
+        at += text[at..].find(&quoted)?;
+    }
+    Some(text[..at].lines().count().max(1) + usize::from(text[..at].ends_with('\n')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::parse_server_url;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/etc/icr/config.json"), text)
+    }
+
+    fn reg(s: &str) -> Registry {
+        parse_server_url(s).unwrap()
+    }
+
+    const EXAMPLE: &str = r#"{
+  "mode": "iamapikey",
+  "apiKeyFile": "/run/secrets/icr-apikey",
+  "iamEndpoint": "https://private.iam.cloud.ibm.com",
+  "registries": {
+    "de.icr.io": { "mode": "iambearer", "apiKeyEnv": "DE_ICR_KEY" },
+    "mirror.example.com:5000": { "region": "us-south", "apiKeyFile": "/etc/icr/mirror-key" },
+    "jp.icr.io": { "trustedProfile": { "profileId": "Profile-1", "crTokenFile": "/var/run/secrets/tokens/sa-token" } },
+    "eu-gb": { "apiKey": "uk-key" },
+    "us-south": { "mode": "iamrefresh" }
+  }
+}"#;
+
+    #[test]
+    fn the_specs_example_parses() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.default.mode, Some(Mode::ApiKey));
+        assert_eq!(c.default.credential, Some(KeySource::File("/run/secrets/icr-apikey".into())));
+        assert_eq!(c.iam_endpoint.as_ref().unwrap().as_str(), "https://private.iam.cloud.ibm.com");
+        assert!(c.names(&reg("mirror.example.com:5000")));
+        assert!(c.names(&reg("https://MIRROR.example.com.:5000/v2/")));
+        assert!(!c.names(&reg("mirror.example.com")));
+        assert_eq!(c.hosts.len(), 3);
+        assert_eq!(c.regions.len(), 2);
+    }
+
+    #[test]
+    fn a_host_entry_beats_its_region_and_a_region_covers_all_three_domains() {
+        let c = parse(EXAMPLE).unwrap();
+        let de = c.resolve(&reg("de.icr.io"));
+        assert_eq!(de.mode, Some(Mode::Bearer));
+        assert_eq!(de.credential.unwrap().1, &KeySource::Env("DE_ICR_KEY".into()));
+        for host in ["uk.icr.io", "private.uk.icr.io", "registry.eu-gb.bluemix.net"] {
+            let r = c.resolve(&reg(host));
+            assert_eq!(r.credential, Some(("eu-gb".to_owned(), &KeySource::Inline(Secret::new("uk-key")))), "{host}");
+            assert_eq!(r.mode, Some(Mode::ApiKey), "default mode applies");
+        }
+        // A mirror inherits its declared region's mode but keeps its own key.
+        let m = c.resolve(&reg("mirror.example.com:5000"));
+        assert_eq!(m.mode, Some(Mode::Refresh));
+        assert_eq!(m.credential.unwrap().1, &KeySource::File("/etc/icr/mirror-key".into()));
+        // Nothing for a region without an entry, apart from the default mode.
+        assert_eq!(c.resolve(&reg("au.icr.io")), Resolved { credential: None, mode: Some(Mode::ApiKey) });
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_line() {
+        let cases = [
+            ("{\n  \"apikeyFile\": \"/x\"\n}", "apikeyFile", 2),
+            ("{\n \"registries\": {\n  \"de.icr.io\": {\"apiKey\": \"k\", \"mdoe\": \"x\"}\n }\n}", "mdoe", 3),
+            ("{\n \"mode\": \"bearer\"\n}", "bearer", 2),
+            ("{\n \"registries\": {\n  \"https://de.icr.io/v2\": {}\n }\n}", "https://de.icr.io/v2", 3),
+            (
+                "{\n \"registries\": {\n  \"x.example\": {\"apiKey\": \"k\", \"apiKeyEnv\": \"E\"}\n }\n}",
+                "apiKey and apiKeyEnv",
+                3,
+            ),
+            ("{\n \"registries\": {\n  \"x.example\": {\"region\": \"mars\"}\n }\n}", "mars", 3),
+            ("{\n \"iamEndpoint\": \"http://iam.cloud.ibm.com\"\n}", "iamEndpoint", 2),
+            ("{\n \"trustedProfile\": {\"profileId\": \"a\", \"profileName\": \"b\"}\n}", "trustedProfile", 2),
+            ("{\n \"mode\": 3\n}", "mode", 2),
+            ("{\n \"registries\": []\n}", "registries", 2),
+            ("{\n \"apiKey\": \"\"\n}", "apiKey", 2),
+            ("{", "EOF", 1),
+            ("{}\n{}", "trailing characters", 2),
+            ("", "EOF", 1),
+        ];
+        for (text, key, line) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with("config file /etc/icr/config.json: "), "{err}");
+            assert!(err.contains(key), "{err} should name {key}");
+            assert!(err.contains(&format!("line {line}")), "{err} should name line {line}");
+        }
+    }
+
+    #[test]
+    fn an_inline_key_never_appears_in_an_error() {
+        let err = parse(r#"{"apiKey": "hunter2-key", "apiKeyFile": "/x"}"#).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_no_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(&tmp.path().join("config.json")).unwrap(), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! Everything an action needs from the outside world, gathered once: the environment snapshot,
+//! the log, the clock, the IAM exchange, and the config file (read on first use, so that a `get`
+//! for a host that needs no config never opens it).
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::iam::{Endpoint, Exchange};
+use crate::log::Log;
+use crate::logins::Logins;
+use crate::mode::Mode;
+use crate::registry::Registry;
+
+pub const APP_DIR: &str = "docker-credential-icr";
+
+pub struct Context<'a> {
+    pub env: &'a Env,
+    pub log: &'a Log<'a>,
+    pub clock: &'a dyn Clock,
+    pub exchange: &'a dyn Exchange,
+    config: OnceCell<Result<Option<Config>>>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(env: &'a Env, log: &'a Log<'a>, clock: &'a dyn Clock, exchange: &'a dyn Exchange) -> Self {
+        Context { env, log, clock, exchange, config: OnceCell::new() }
+    }
+
+    /// `DOCKER_CREDENTIAL_ICR_CONFIG`, else `<config dir>/docker-credential-icr/config.json`.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        match self.env.get("DOCKER_CREDENTIAL_ICR_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => self.env.config_dir.as_ref().map(|d| d.join(APP_DIR).join("config.json")),
+        }
+    }
+
+    /// The config file, read once; `None` when there is none.
+    pub fn config(&self) -> Result<Option<&Config>> {
+        let loaded = self.config.get_or_init(|| match self.config_path() {
+            Some(path) => Config::load(&path),
+            None => Ok(None),
+        });
+        match loaded {
+            Ok(config) => Ok(config.as_ref()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The stored logins, in `credentials.json` beside the config file.
+    pub fn logins(&self) -> Result<Logins> {
+        let config = self.config_path().ok_or_else(|| {
+            Error::failed("no config directory: set HOME, XDG_CONFIG_HOME or DOCKER_CREDENTIAL_ICR_CONFIG")
+        })?;
+        let dir = config.parent().unwrap_or(Path::new("."));
+        Ok(Logins::new(dir.join("credentials.json")))
+    }
+
+    /// Whether `registry` is one the helper answers for: an ICR host of the table, or a host the
+    /// config file names.
+    pub fn is_ours(&self, registry: &Registry) -> Result<bool> {
+        if registry.is_icr() {
+            return Ok(true);
+        }
+        Ok(self.config()?.is_some_and(|c| c.names(registry)))
+    }
+
+    /// The mode for `registry`: `DOCKER_CREDENTIAL_ICR_MODE`, else the config file's entry for
+    /// the host, its region, or its default, else `iamapikey`.
+    pub fn mode(&self, registry: &Registry) -> Result<Mode> {
+        if let Some(value) = self.env.get("DOCKER_CREDENTIAL_ICR_MODE") {
+            return value.parse().map_err(|e| Error::failed(format!("DOCKER_CREDENTIAL_ICR_MODE: {e}")));
+        }
+        Ok(self.config()?.and_then(|c| c.resolve(registry).mode).unwrap_or(Mode::ApiKey))
+    }
+
+    /// The IAM endpoint: `DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT`, `IBMCLOUD_IAM_API_ENDPOINT`, the
+    /// config file's `iamEndpoint`, else IBM Cloud's public one.
+    pub fn iam_endpoint(&self) -> Result<Endpoint> {
+        for name in ["DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", "IBMCLOUD_IAM_API_ENDPOINT"] {
+            if let Some(value) = self.env.get(name) {
+                return Endpoint::parse(value).map_err(|e| Error::failed(format!("{name}: {e}")));
+            }
+        }
+        Ok(self.config()?.and_then(|c| c.iam_endpoint.clone()).unwrap_or_default())
+    }
+}

@@ -1,0 +1,100 @@
+//! The IAM endpoint and the rule that keeps credentials off the wire in clear text:
+//! `https://` always, `http://` only to a loopback address (for a local fake IAM in tests).
+
+use std::fmt;
+
+/// IBM Cloud's public IAM endpoint.
+pub const DEFAULT: &str = "https://iam.cloud.ibm.com";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    /// Validates an endpoint URL. The result has no trailing slash, so that
+    /// `<endpoint>/identity/token` is well-formed.
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        let url =
+            url::Url::parse(text.trim()).map_err(|e| format!("IAM endpoint `{}` is not a URL: {e}", text.trim()))?;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => {
+                return Err(format!(
+                    "IAM endpoint `{url}` must use https:// (http:// is allowed for a loopback address only)"
+                ))
+            }
+            other => return Err(format!("IAM endpoint `{url}` has scheme `{other}`: expected https://")),
+        }
+        if url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("IAM endpoint `{url}` must name a host and no user"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("IAM endpoint `{url}` must not have a query or fragment"));
+        }
+        Ok(Endpoint(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `<endpoint>/identity/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/identity/token", self.0)
+    }
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint(DEFAULT.to_owned())
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_is_accepted_and_normalised() {
+        assert_eq!(
+            Endpoint::parse("https://private.iam.cloud.ibm.com/").unwrap().as_str(),
+            "https://private.iam.cloud.ibm.com"
+        );
+        assert_eq!(Endpoint::default().token_url(), "https://iam.cloud.ibm.com/identity/token");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in
+            ["http://127.0.0.1:8080", "http://127.9.9.9", "http://[::1]:1", "http://localhost:99", "http://LOCALHOST"]
+        {
+            assert!(Endpoint::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://iam.cloud.ibm.com",
+            "http://10.0.0.1",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://[::2]",
+            "ftp://127.0.0.1",
+            "https://user:pw@iam.cloud.ibm.com",
+            "https://iam.cloud.ibm.com/?x=1",
+            "iam.cloud.ibm.com",
+            "",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

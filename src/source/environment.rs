@@ -1,0 +1,121 @@
+//! Source 3: the environment — API keys, a ready IAM token, or a trusted profile with a
+//! compute-resource token (Kubernetes projected service-account token, Code Engine, Vault).
+
+use std::path::Path;
+
+use super::{read_secret_file, secret_value, Credential, Found, Lookup, Source};
+use crate::context::Context;
+use crate::error::Result;
+use crate::iam::Profile;
+use crate::registry::Registry;
+use crate::secret::Secret;
+
+/// API-key variables, first set wins (the names the `ibmcloud` CLI and Terraform read).
+pub const API_KEY_VARS: [&str; 3] = ["IBMCLOUD_API_KEY", "IC_API_KEY", "BLUEMIX_API_KEY"];
+/// Access-token variables, with or without a leading `Bearer `.
+pub const TOKEN_VARS: [&str; 2] = ["IBMCLOUD_IAM_TOKEN", "IC_IAM_TOKEN"];
+/// Where compute resources find their token when `IBMCLOUD_CR_TOKEN` is not set.
+pub const DEFAULT_CR_TOKEN_PATHS: [&str; 3] = [
+    "/var/run/secrets/tokens/vault-token",
+    "/var/run/secrets/tokens/sa-token",
+    "/var/run/secrets/codeengine.cloud.ibm.com/compute-resource-token/token",
+];
+
+pub struct Environment;
+
+impl Source for Environment {
+    fn name(&self) -> &'static str {
+        "environment"
+    }
+
+    fn find(&self, ctx: &Context, _registry: &Registry) -> Result<Lookup> {
+        for name in API_KEY_VARS {
+            if let Some(value) = ctx.env.get(name) {
+                let key = secret_value(value, name)?;
+                if !key.is_empty() {
+                    return Ok(found(Credential::ApiKey(key), name));
+                }
+            }
+        }
+        for name in TOKEN_VARS {
+            if let Some(value) = ctx.env.get(name) {
+                let value = value.trim();
+                let token = strip_bearer(value);
+                if !token.is_empty() {
+                    return Ok(found(Credential::Bearer(Secret::new(token)), name));
+                }
+            }
+        }
+        if let Some(profile) = ctx.env.get("IBMCLOUD_CR_PROFILE") {
+            let Some((cr_token, from)) = cr_token(ctx)? else {
+                return Err(crate::error::Error::failed(format!(
+                    "IBMCLOUD_CR_PROFILE is set but there is no compute-resource token: set IBMCLOUD_CR_TOKEN (a token or @path), or run where {} exists",
+                    DEFAULT_CR_TOKEN_PATHS.join(" or ")
+                )));
+            };
+            let credential = Credential::TrustedProfile { profile: profile_ref(profile), cr_token };
+            return Ok(found(credential, &format!("IBMCLOUD_CR_PROFILE with {from}")));
+        }
+        Ok(Lookup::Missed(format!(
+            "none of {}, {} or IBMCLOUD_CR_PROFILE is set",
+            API_KEY_VARS.join(", "),
+            TOKEN_VARS.join(", ")
+        )))
+    }
+}
+
+fn found(credential: Credential, origin: &str) -> Lookup {
+    Lookup::Found(Found { credential, origin: origin.to_owned() })
+}
+
+/// `Bearer eyJ…` or `eyJ…` → `eyJ…`.
+pub fn strip_bearer(value: &str) -> &str {
+    match value.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
+        _ => value,
+    }
+}
+
+/// A trusted profile is named by its id (`Profile-…`) or by its name.
+fn profile_ref(value: &str) -> Profile {
+    let value = value.trim();
+    if value.starts_with("Profile-") {
+        Profile::Id(value.to_owned())
+    } else {
+        Profile::Name(value.to_owned())
+    }
+}
+
+/// The compute-resource token: `IBMCLOUD_CR_TOKEN` (a token or `@path`), else the first
+/// readable default path. Returns the token and where it came from.
+pub fn cr_token(ctx: &Context) -> Result<Option<(Secret, String)>> {
+    if let Some(value) = ctx.env.get("IBMCLOUD_CR_TOKEN") {
+        return Ok(Some((secret_value(value, "IBMCLOUD_CR_TOKEN")?, "IBMCLOUD_CR_TOKEN".to_owned())));
+    }
+    for path in ctx.env.cr_token_paths() {
+        if let Ok(token) = read_secret_file(Path::new(&path), "compute-resource token") {
+            return Ok(Some((token, path)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_prefix_is_optional_and_case_insensitive() {
+        assert_eq!(strip_bearer("Bearer abc"), "abc");
+        assert_eq!(strip_bearer("bearer  abc"), "abc");
+        assert_eq!(strip_bearer("abc"), "abc");
+        assert_eq!(strip_bearer("Bearer"), "Bearer");
+        assert_eq!(strip_bearer("Béarer x"), "Béarer x");
+    }
+
+    #[test]
+    fn profiles_are_told_apart_by_their_id_prefix() {
+        assert_eq!(profile_ref("Profile-1234"), Profile::Id("Profile-1234".into()));
+        assert_eq!(profile_ref("ci-puller"), Profile::Name("ci-puller".into()));
+    }
+}

@@ -1,0 +1,86 @@
+//! Source 5: the `ibmcloud` CLI session, read only. `ibmcloud login` leaves a refresh token and
+//! a bearer token in its `config.json`; the refresh token lasts days, so it is preferred unless
+//! the mode asks for a bearer token and the one there has more than a minute left.
+
+use std::path::PathBuf;
+
+use super::{environment::strip_bearer, Credential, Found, Lookup, Source};
+use crate::context::Context;
+use crate::error::Result;
+use crate::files;
+use crate::jwt;
+use crate::mode::Mode;
+use crate::registry::Registry;
+use crate::secret::Secret;
+
+/// A bearer token this close to its expiry is not handed out.
+const MIN_REMAINING: u64 = 60;
+const MAX_FILE: u64 = 4 << 20;
+
+pub struct CliSession;
+
+impl Source for CliSession {
+    fn name(&self) -> &'static str {
+        "ibmcloud CLI session"
+    }
+
+    fn find(&self, ctx: &Context, registry: &Registry) -> Result<Lookup> {
+        let Some(path) = session_file(ctx) else {
+            return Ok(Lookup::Missed("no HOME, IBMCLOUD_HOME or IBMCLOUD_CONFIG_HOME".to_owned()));
+        };
+        let origin = format!("ibmcloud CLI session {}", path.display());
+        // Not our file: anything wrong with it is a reason to skip it, with a warning, not a failure.
+        let bytes = match files::read_limited(&path, MAX_FILE) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Lookup::Missed(format!("{} does not exist", path.display()))),
+            Err(e) => {
+                ctx.log.warn(format_args!("ignoring ibmcloud CLI session {}: {e}", path.display()));
+                return Ok(Lookup::Missed(format!("{} cannot be read", path.display())));
+            }
+        };
+        let session: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.log.warn(format_args!(
+                    "ignoring ibmcloud CLI session {}: not JSON (line {} column {})",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ));
+                return Ok(Lookup::Missed(format!("{} is not JSON", path.display())));
+            }
+        };
+        let text = |field: &str| session.get(field).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
+        let refresh = text("IAMRefreshToken").map(Secret::new);
+        let bearer = text("IAMToken")
+            .map(strip_bearer)
+            .filter(|t| jwt::expiry(t).is_some_and(|exp| exp > ctx.clock.now().saturating_add(MIN_REMAINING)));
+        let bearer = bearer.map(Secret::new);
+        let wants_bearer = ctx.mode(registry)? == Mode::Bearer;
+        let credential = match (refresh, bearer) {
+            (_, Some(b)) if wants_bearer => Credential::Bearer(b),
+            (Some(r), _) => Credential::Refresh(r),
+            (None, Some(b)) => Credential::Bearer(b),
+            (None, None) => {
+                return Ok(Lookup::Missed(format!(
+                    "{} holds no refresh token and no bearer token valid for another minute: run `ibmcloud login`",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Lookup::Found(Found { credential, origin }))
+    }
+}
+
+/// `$IBMCLOUD_CONFIG_HOME/config.json`, else `config.json` in `$IBMCLOUD_HOME/.ibmcloud` or
+/// `$IBMCLOUD_HOME/.bluemix` (`$HOME` when `IBMCLOUD_HOME` is unset; `.ibmcloud` wins when it
+/// exists).
+fn session_file(ctx: &Context) -> Option<PathBuf> {
+    if let Some(dir) = ctx.env.get("IBMCLOUD_CONFIG_HOME") {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    let home = ctx.env.get("IBMCLOUD_HOME").map(PathBuf::from).or_else(|| ctx.env.home_dir.clone())?;
+    let ibmcloud = home.join(".ibmcloud");
+    let dir = if ibmcloud.is_dir() { ibmcloud } else { home.join(".bluemix") };
+    Some(dir.join("config.json"))
+}
