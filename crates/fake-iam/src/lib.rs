@@ -1222,6 +1222,94 @@ fn fnv64(s: &str) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
+// Script syntax (used by the binary's --script)
+
+/// Parse a comma-separated script:
+///
+/// * `ok` / `normal` — answer normally
+/// * `NNN` — [`Behavior::Status`] (`429` alone: 429 without `Retry-After`)
+/// * `429:VALUE` — 429 with `Retry-After: VALUE` (an HTTP date such as
+///   `429:Wed, 21 Oct 2015 07:28:00 GMT` is accepted despite its comma)
+/// * `NNN:CODE:MESSAGE` — [`Behavior::IamError`]
+/// * `truncated`, `malformed`
+/// * `stall:DUR`, `delay:DUR` — DUR in seconds (`1.5`, `2s`) or `300ms`
+pub fn parse_script(s: &str) -> Result<Vec<Behavior>, String> {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let items: Vec<&str> = s.split(',').collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        let item = items[i].trim();
+        i += 1;
+        if item.is_empty() {
+            continue;
+        }
+        let lower = item.to_ascii_lowercase();
+        let (head, rest) = match item.split_once(':') {
+            Some((h, r)) => (h.trim().to_ascii_lowercase(), Some(r.trim())),
+            None => (lower.clone(), None),
+        };
+        let b = match (head.as_str(), rest) {
+            ("ok" | "normal", None) => Behavior::Normal,
+            ("truncated", None) => Behavior::TruncatedBody,
+            ("malformed", None) => Behavior::MalformedBody,
+            ("stall", Some(d)) => Behavior::Stall(parse_duration(d)?),
+            ("delay", Some(d)) => Behavior::Delay(parse_duration(d)?),
+            ("429", Some(v)) if !v.is_empty() => {
+                let mut v = v.to_string();
+                if DAYS.contains(&v.to_ascii_lowercase().as_str()) && i < items.len() {
+                    v.push(',');
+                    v.push_str(items[i].trim_end());
+                    i += 1;
+                }
+                Behavior::TooManyRequests {
+                    retry_after: Some(v),
+                }
+            }
+            (code, rest) => {
+                let status: u16 = code
+                    .parse()
+                    .ok()
+                    .filter(|s| (100..=599).contains(s))
+                    .ok_or_else(|| format!("unknown script item {item:?}"))?;
+                match rest {
+                    None if status == 429 => Behavior::TooManyRequests { retry_after: None },
+                    None => Behavior::Status(status),
+                    Some(r) => match r.split_once(':') {
+                        Some((c, m)) if !c.trim().is_empty() => Behavior::IamError {
+                            status,
+                            code: c.trim().to_string(),
+                            message: m.trim().to_string(),
+                        },
+                        _ => return Err(format!("expected NNN:CODE:MESSAGE, got {item:?}")),
+                    },
+                }
+            }
+        };
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// `1.5`, `2s`, `300ms` → a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| Duration::from_secs_f64(v * scale))
+        .ok_or_else(|| format!("invalid duration {s:?}"))
+}
+
+// ---------------------------------------------------------------------------
 // Encoding helpers
 
 /// Decode an `application/x-www-form-urlencoded` body (`+` is a space,

@@ -680,3 +680,29 @@ fn helpers() {
     assert!(is_bx_auth("basic Yng6Yng="));
     assert!(!is_bx_auth("Bearer Yng6Yng="));
 }
+
+#[test]
+fn script_syntax() {
+    let s = parse_script("500, 429,429:2,429:Wed, 21 Oct 2015 07:28:00 GMT,stall:3,delay:250ms,truncated,malformed,ok,400:BXNIM0415E:Provided API key could not be found,503").unwrap();
+    assert_eq!(
+        s,
+        vec![
+            Behavior::Status(500),
+            Behavior::TooManyRequests { retry_after: None },
+            Behavior::retry_after("2"),
+            Behavior::retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Behavior::Stall(Duration::from_secs(3)),
+            Behavior::Delay(Duration::from_millis(250)),
+            Behavior::TruncatedBody,
+            Behavior::MalformedBody,
+            Behavior::Normal,
+            Behavior::iam_error(400, "BXNIM0415E", "Provided API key could not be found"),
+            Behavior::Status(503),
+        ]
+    );
+    assert_eq!(parse_script("").unwrap(), vec![]);
+    assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+    for bad in ["foo", "stall", "stall:x", "99", "700", "400:", "delay:-1"] {
+        assert!(parse_script(bad).is_err(), "{bad}");
+    }
+}
