@@ -8,7 +8,7 @@ use crate::clock::SystemClock;
 use crate::context::Context;
 use crate::env::Env;
 use crate::error::Error;
-use crate::iam::Exchange;
+use crate::iam::{CachedExchange, Exchange, TokenCache};
 use crate::log::{Level, Log};
 use crate::protocol;
 
@@ -62,7 +62,9 @@ pub fn run(
     };
     let log = Log::new(level, stderr);
     let clock = SystemClock;
-    let ctx = Context::new(env, &log, &clock, exchange);
+    let cached =
+        CachedExchange { inner: exchange, cache: token_cache(env), clock: &clock, log: &log, lock_timeout: LOCK_WAIT };
+    let ctx = Context::new(env, &log, &clock, &cached);
 
     let action = match args {
         [action] => action.as_str(),
@@ -103,6 +105,23 @@ pub fn run(
         },
         Err(e) => fail(stdout, &log, &e),
     }
+}
+
+/// How long a `get` waits for another process's IAM exchange of the same credential: a little
+/// longer than one exchange may take (15 s), so that `get` as a whole stays under 20 s.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(17);
+
+/// `DOCKER_CREDENTIAL_ICR_CACHE_DIR`, else `<cache dir>/docker-credential-icr`; none with
+/// `DOCKER_CREDENTIAL_ICR_NO_CACHE`.
+pub fn token_cache(env: &Env) -> Option<TokenCache> {
+    if env.is_set("DOCKER_CREDENTIAL_ICR_NO_CACHE") {
+        return None;
+    }
+    let dir = match env.get("DOCKER_CREDENTIAL_ICR_CACHE_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => env.cache_dir.as_ref()?.join(crate::context::APP_DIR),
+    };
+    Some(TokenCache::new(dir))
 }
 
 /// Errors go to stdout, one line, exit 1: docker and podman read stdout only.

@@ -5,7 +5,7 @@ use docker_credential_icr::{cli, env::Env, iam};
 fn main() {
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let env = Env::from_process();
-    let exchange = iam::Unavailable;
+    let exchange = iam::HttpExchange::default();
     let status = cli::run(
         &args,
         &env,

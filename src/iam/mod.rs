@@ -3,9 +3,13 @@
 //! The exchange sits behind the small [`Exchange`] trait so that the dispatcher and the
 //! credential sources do not know whether a token came from the network, the cache or a test.
 
+pub mod cache;
 pub mod endpoint;
+pub mod http;
 
+pub use cache::{CachedExchange, TokenCache};
 pub use endpoint::Endpoint;
+pub use http::HttpExchange;
 
 use crate::error::Result;
 use crate::secret::Secret;
@@ -50,20 +54,4 @@ pub struct Token {
 /// Turns a grant into a token.
 pub trait Exchange {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token>;
-}
-
-/// The exchange of a build without one: says so instead of answering wrongly.
-pub struct Unavailable;
-
-impl Exchange for Unavailable {
-    fn exchange(&self, _endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
-        let what = match grant {
-            Grant::ApiKey { refresh: false, .. } => "mode iambearer",
-            Grant::ApiKey { refresh: true, .. } => "mode iamrefresh",
-            Grant::CrToken { .. } => "a trusted profile",
-        };
-        Err(crate::error::Error::failed(format!(
-            "{what} needs an IAM token exchange, which this build does not support yet: use mode iamapikey"
-        )))
-    }
 }

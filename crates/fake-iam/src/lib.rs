@@ -66,11 +66,7 @@ pub enum Behavior {
     /// (verbatim: seconds or an HTTP date) when `Some`.
     TooManyRequests { retry_after: Option<String> },
     /// This status with `{"errorCode":code,"errorMessage":message,...}`.
-    IamError {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    IamError { status: u16, code: String, message: String },
     /// 200 whose `Content-Length` is larger than the bytes sent, then close.
     TruncatedBody,
     /// 200 with `Content-Type: application/json` and a body that is not JSON.
@@ -84,18 +80,12 @@ pub enum Behavior {
 impl Behavior {
     /// An [`Behavior::IamError`] from borrowed strings.
     pub fn iam_error(status: u16, code: &str, message: &str) -> Self {
-        Behavior::IamError {
-            status,
-            code: code.to_string(),
-            message: message.to_string(),
-        }
+        Behavior::IamError { status, code: code.to_string(), message: message.to_string() }
     }
 
     /// A 429 with `Retry-After: <value>`.
     pub fn retry_after(value: impl Into<String>) -> Self {
-        Behavior::TooManyRequests {
-            retry_after: Some(value.into()),
-        }
+        Behavior::TooManyRequests { retry_after: Some(value.into()) }
     }
 }
 
@@ -188,11 +178,7 @@ impl Config {
         name: impl Into<String>,
         cr_token: impl Into<String>,
     ) -> Self {
-        self.profiles.push(Profile {
-            id: id.into(),
-            name: name.into(),
-            cr_token: cr_token.into(),
-        });
+        self.profiles.push(Profile { id: id.into(), name: name.into(), cr_token: cr_token.into() });
         self
     }
 
@@ -261,10 +247,7 @@ impl RequestRecord {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -355,12 +338,7 @@ impl FakeIam {
                 .name("fake-iam-accept".into())
                 .spawn(move || accept_loop(listener, shared, workers))?
         };
-        Ok(FakeIam {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-            workers,
-        })
+        Ok(FakeIam { addr, shared, acceptor: Some(acceptor), workers })
     }
 
     /// `http://127.0.0.1:<port>`
@@ -407,11 +385,7 @@ impl FakeIam {
     /// See [`Config::profile`].
     pub fn add_profile(&self, id_or_name: impl Into<String>, cr_token: impl Into<String>) {
         let id = id_or_name.into();
-        self.shared.state().profiles.push(Profile {
-            id: id.clone(),
-            name: id,
-            cr_token: cr_token.into(),
-        });
+        self.shared.state().profiles.push(Profile { id: id.clone(), name: id, cr_token: cr_token.into() });
     }
 
     /// Append one behaviour to the script.
@@ -487,13 +461,7 @@ impl Drop for FakeIam {
             let _ = h.join();
         }
         // Unblock connection threads waiting on reads.
-        for s in self
-            .shared
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for s in self.shared.conns.lock().unwrap_or_else(|e| e.into_inner()).values() {
             let _ = s.shutdown(Shutdown::Both);
         }
         let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
@@ -503,11 +471,7 @@ impl Drop for FakeIam {
     }
 }
 
-fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
-) {
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Arc<Mutex<Vec<JoinHandle<()>>>>) {
     let mut next_id = 0u64;
     loop {
         let stream = match listener.accept() {
@@ -526,32 +490,19 @@ fn accept_loop(
         next_id += 1;
         let id = next_id;
         if let Ok(clone) = stream.try_clone() {
-            shared
-                .conns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, clone);
+            shared.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, clone);
         }
         let sh = shared.clone();
-        let spawned = thread::Builder::new()
-            .name("fake-iam-conn".into())
-            .spawn(move || {
-                serve_connection(stream, &sh);
-                sh.conns
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-            });
+        let spawned = thread::Builder::new().name("fake-iam-conn".into()).spawn(move || {
+            serve_connection(stream, &sh);
+            sh.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        });
         let mut w = workers.lock().unwrap_or_else(|e| e.into_inner());
         w.retain(|h| !h.is_finished());
         match spawned {
             Ok(h) => w.push(h),
             Err(_) => {
-                shared
-                    .conns
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                shared.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             }
         }
     }
@@ -570,10 +521,7 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -586,10 +534,7 @@ enum ReadError {
 
 fn read_line(r: &mut impl BufRead, budget: &mut usize) -> Result<Option<String>, ReadError> {
     let mut buf = Vec::new();
-    let n = r
-        .take(*budget as u64 + 1)
-        .read_until(b'\n', &mut buf)
-        .map_err(|_| ReadError::Closed)?;
+    let n = r.take(*budget as u64 + 1).read_until(b'\n', &mut buf).map_err(|_| ReadError::Closed)?;
     if n == 0 {
         return Ok(None);
     }
@@ -605,9 +550,7 @@ fn read_line(r: &mut impl BufRead, budget: &mut usize) -> Result<Option<String>,
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|_| ReadError::Bad(400, "Request head is not UTF-8"))
+    String::from_utf8(buf).map(Some).map_err(|_| ReadError::Bad(400, "Request head is not UTF-8"))
 }
 
 fn read_request(r: &mut impl BufRead) -> Result<Request, ReadError> {
@@ -650,24 +593,15 @@ fn read_request(r: &mut impl BufRead) -> Result<Request, ReadError> {
         .flat_map(|(_, v)| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .collect::<Vec<_>>();
-    let keep_alive = if http10 {
-        conn.iter().any(|t| t == "keep-alive")
-    } else {
-        !conn.iter().any(|t| t == "close")
-    };
-    let te = headers
-        .iter()
-        .find(|(k, _)| k == "transfer-encoding")
-        .map(|(_, v)| v.to_ascii_lowercase());
+    let keep_alive = if http10 { conn.iter().any(|t| t == "keep-alive") } else { !conn.iter().any(|t| t == "close") };
+    let te = headers.iter().find(|(k, _)| k == "transfer-encoding").map(|(_, v)| v.to_ascii_lowercase());
     let body = if let Some(te) = te {
         if te.trim() != "chunked" {
             return Err(ReadError::Bad(501, "Unsupported Transfer-Encoding"));
         }
         read_chunked(r)?
     } else if let Some((_, cl)) = headers.iter().find(|(k, _)| k == "content-length") {
-        let len: usize = cl
-            .parse()
-            .map_err(|_| ReadError::Bad(400, "Invalid Content-Length"))?;
+        let len: usize = cl.parse().map_err(|_| ReadError::Bad(400, "Invalid Content-Length"))?;
         if len > MAX_BODY {
             return Err(ReadError::Bad(413, "Request body too large"));
         }
@@ -677,13 +611,7 @@ fn read_request(r: &mut impl BufRead) -> Result<Request, ReadError> {
     } else {
         Vec::new()
     };
-    Ok(Request {
-        method: method.to_string(),
-        target: target.to_string(),
-        keep_alive,
-        headers,
-        body,
-    })
+    Ok(Request { method: method.to_string(), target: target.to_string(), keep_alive, headers, body })
 }
 
 fn read_chunked(r: &mut impl BufRead) -> Result<Vec<u8>, ReadError> {
@@ -692,8 +620,7 @@ fn read_chunked(r: &mut impl BufRead) -> Result<Vec<u8>, ReadError> {
     loop {
         let line = read_line(r, &mut budget)?.ok_or(ReadError::Closed)?;
         let size = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| ReadError::Bad(400, "Invalid chunk size"))?;
+        let size = usize::from_str_radix(size, 16).map_err(|_| ReadError::Bad(400, "Invalid chunk size"))?;
         if size == 0 {
             // Trailers until an empty line.
             loop {
@@ -709,8 +636,7 @@ fn read_chunked(r: &mut impl BufRead) -> Result<Vec<u8>, ReadError> {
         }
         let start = body.len();
         body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])
-            .map_err(|_| ReadError::Closed)?;
+        r.read_exact(&mut body[start..]).map_err(|_| ReadError::Closed)?;
         let mut crlf = [0u8; 2];
         r.read_exact(&mut crlf).map_err(|_| ReadError::Closed)?;
         if &crlf != b"\r\n" {
@@ -771,16 +697,9 @@ fn write_response(w: &mut impl Write, resp: &Response) -> io::Result<()> {
     for (k, v) in &resp.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!(
-        "Content-Length: {}\r\n",
-        resp.declared_len.unwrap_or(resp.body.len())
-    ));
+    out.push_str(&format!("Content-Length: {}\r\n", resp.declared_len.unwrap_or(resp.body.len())));
     out.push_str("Cache-Control: no-store\r\nPragma: no-cache\r\n");
-    out.push_str(if resp.close {
-        "Connection: close\r\n\r\n"
-    } else {
-        "Connection: keep-alive\r\n\r\n"
-    });
+    out.push_str(if resp.close { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" });
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&resp.body);
     w.write_all(&bytes)?;
@@ -823,8 +742,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         if !req.keep_alive {
             resp.close = true;
         }
-        resp.headers
-            .push(("Transaction-Id", format!("fake-iam-{seq}")));
+        resp.headers.push(("Transaction-Id", format!("fake-iam-{seq}")));
         set_status(shared, idx, resp.status);
         log_line(shared, seq, idx, Some(resp.status));
         if write_response(reader.get_mut(), &resp).is_err() || resp.close {
@@ -890,12 +808,7 @@ fn log_line(shared: &Shared, seq: u64, idx: usize, status: Option<u16>) {
             _ => return,
         }
     };
-    let form = rec
-        .form
-        .iter()
-        .map(|(k, v)| format!("{}:{}", json_str(k), json_str(v)))
-        .collect::<Vec<_>>()
-        .join(",");
+    let form = rec.form.iter().map(|(k, v)| format!("{}:{}", json_str(k), json_str(v))).collect::<Vec<_>>().join(",");
     let opt = |v: &Option<String>| v.as_deref().map_or("null".to_string(), json_str);
     let line = format!(
         "{{\"seq\":{},\"time\":{},\"method\":{},\"path\":{},\"content_type\":{},\"accept\":{},\"authorization\":{},\"form\":{{{}}},\"behavior\":{},\"status\":{}}}\n",
@@ -944,11 +857,7 @@ fn scripted(b: &Behavior) -> Response {
             }
             r
         }
-        Behavior::IamError {
-            status,
-            code,
-            message,
-        } => Response::error(*status, code, message),
+        Behavior::IamError { status, code, message } => Response::error(*status, code, message),
         Behavior::TruncatedBody => {
             let full = format!(
                 "{{\"access_token\":\"{}\",\"refresh_token\":\"not_supported\",\"ims_user_id\":{IMS_USER_ID},",
@@ -959,9 +868,7 @@ fn scripted(b: &Behavior) -> Response {
             r.close = true;
             r
         }
-        Behavior::MalformedBody => {
-            Response::json(200, "<html><body>upstream said hello</body></html>".into())
-        }
+        Behavior::MalformedBody => Response::json(200, "<html><body>upstream said hello</body></html>".into()),
         // Handled by the caller.
         Behavior::Normal | Behavior::Stall(_) | Behavior::Delay(_) => {
             Response::error(500, "BXNIM0100E", "Internal server error")
@@ -985,25 +892,11 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         r.headers.push(("Allow", "POST".into()));
         return r;
     }
-    let ct = req
-        .header("content-type")
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = req.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if ct != "application/x-www-form-urlencoded" {
-        return Response::error(
-            400,
-            "BXNIM0107E",
-            "Content-Type must be application/x-www-form-urlencoded",
-        );
+        return Response::error(400, "BXNIM0107E", "Content-Type must be application/x-www-form-urlencoded");
     }
-    let form = match std::str::from_utf8(&req.body)
-        .ok()
-        .and_then(|b| decode_form(b).ok())
-    {
+    let form = match std::str::from_utf8(&req.body).ok().and_then(|b| decode_form(b).ok()) {
         Some(f) => f,
         None => return Response::error(400, "BXNIM0106E", "Request body is not a valid form"),
     };
@@ -1013,13 +906,7 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         Some(_) => return Response::error(400, "BXNIM0308E", "Client ID or secret is not valid"),
     };
     let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
-    let missing = |name: &str| {
-        Response::error(
-            400,
-            "BXNIM0109E",
-            &format!("Property missing or empty: {name}"),
-        )
-    };
+    let missing = |name: &str| Response::error(400, "BXNIM0109E", &format!("Property missing or empty: {name}"));
     let Some(grant) = field("grant_type") else {
         return missing("grant_type");
     };
@@ -1042,17 +929,10 @@ fn handle(shared: &Shared, req: &Request) -> Response {
             let found = match (pid, pname) {
                 (None, None) => return missing("profile_id or profile_name"),
                 (Some(_), Some(_)) => {
-                    return Response::error(
-                        400,
-                        "BXNIM0111E",
-                        "Provide either profile_id or profile_name, not both",
-                    )
+                    return Response::error(400, "BXNIM0111E", "Provide either profile_id or profile_name, not both")
                 }
                 (Some(id), None) => st.profiles.iter().find(|p| p.id == id && p.cr_token == cr),
-                (None, Some(name)) => st
-                    .profiles
-                    .iter()
-                    .find(|p| p.name == name && p.cr_token == cr),
+                (None, Some(name)) => st.profiles.iter().find(|p| p.name == name && p.cr_token == cr),
             };
             match found {
                 Some(p) => Identity::Profile(p.id.clone()),
@@ -1070,30 +950,14 @@ fn handle(shared: &Shared, req: &Request) -> Response {
                 return missing("refresh_token");
             };
             if !bx {
-                return Response::error(
-                    400,
-                    "BXNIM0407E",
-                    "Refresh token requires a valid client ID and secret",
-                );
+                return Response::error(400, "BXNIM0407E", "Refresh token requires a valid client ID and secret");
             }
             match st.refresh_tokens.get(rt) {
                 Some(id) => id.clone(),
-                None => {
-                    return Response::error(
-                        400,
-                        "BXNIM0407E",
-                        "Provided refresh token is not valid",
-                    )
-                }
+                None => return Response::error(400, "BXNIM0407E", "Provided refresh token is not valid"),
             }
         }
-        _ => {
-            return Response::error(
-                400,
-                "BXNIM0104E",
-                &format!("Unsupported grant_type: {grant}"),
-            )
-        }
+        _ => return Response::error(400, "BXNIM0104E", &format!("Unsupported grant_type: {grant}")),
     };
     let lifetime = st.lifetime;
     let n = shared.token_seq.fetch_add(1, Ordering::SeqCst) + 1;
@@ -1120,27 +984,17 @@ fn handle(shared: &Shared, req: &Request) -> Response {
 
 fn is_bx_auth(value: &str) -> bool {
     match value.trim().split_once(' ') {
-        Some((scheme, cred)) => {
-            scheme.eq_ignore_ascii_case("basic") && matches!(cred.trim(), "Yng6Yng=" | "Yng6Yng")
-        }
+        Some((scheme, cred)) => scheme.eq_ignore_ascii_case("basic") && matches!(cred.trim(), "Yng6Yng=" | "Yng6Yng"),
         None => false,
     }
 }
 
 fn make_jwt(identity: &Identity, n: u64, iat: u64, exp: u64, bx: bool) -> String {
     let (sub, iam_id, sub_type, grant) = match identity {
-        Identity::ApiKey(k) => (
-            apikey_subject(k),
-            format!("iam-ServiceId-{:016x}", fnv64(k)),
-            "ServiceId",
-            GRANT_APIKEY,
-        ),
-        Identity::Profile(id) => (
-            format!("profile:{id}"),
-            format!("iam-Profile-{id}"),
-            "Profile",
-            GRANT_CR_TOKEN,
-        ),
+        Identity::ApiKey(k) => {
+            (apikey_subject(k), format!("iam-ServiceId-{:016x}", fnv64(k)), "ServiceId", GRANT_APIKEY)
+        }
+        Identity::Profile(id) => (format!("profile:{id}"), format!("iam-Profile-{id}"), "Profile", GRANT_CR_TOKEN),
     };
     let header = r#"{"alg":"RS256","typ":"JWT"}"#;
     let payload = format!(
@@ -1153,12 +1007,7 @@ fn make_jwt(identity: &Identity, n: u64, iat: u64, exp: u64, bx: bool) -> String
     for i in 0..8u64 {
         sig.extend_from_slice(&fnv64(&format!("{n}:{iat}:{i}:{sub}")).to_be_bytes());
     }
-    format!(
-        "{}.{}.{}",
-        base64url(header.as_bytes()),
-        base64url(payload.as_bytes()),
-        base64url(&sig)
-    )
+    format!("{}.{}.{}", base64url(header.as_bytes()), base64url(payload.as_bytes()), base64url(&sig))
 }
 
 /// The JWT `sub` claim issued for an API key: `apikey:<16 hex digits>`.
@@ -1190,10 +1039,7 @@ pub fn error_body(code: &str, message: &str) -> String {
 fn request_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let h = fnv64(&format!("{t}:{n}"));
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
@@ -1206,10 +1052,7 @@ fn request_id() -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn fnv64(s: &str) -> u64 {
@@ -1262,9 +1105,7 @@ pub fn parse_script(s: &str) -> Result<Vec<Behavior>, String> {
                     v.push_str(items[i].trim_end());
                     i += 1;
                 }
-                Behavior::TooManyRequests {
-                    retry_after: Some(v),
-                }
+                Behavior::TooManyRequests { retry_after: Some(v) }
             }
             (code, rest) => {
                 let status: u16 = code
@@ -1276,11 +1117,9 @@ pub fn parse_script(s: &str) -> Result<Vec<Behavior>, String> {
                     None if status == 429 => Behavior::TooManyRequests { retry_after: None },
                     None => Behavior::Status(status),
                     Some(r) => match r.split_once(':') {
-                        Some((c, m)) if !c.trim().is_empty() => Behavior::IamError {
-                            status,
-                            code: c.trim().to_string(),
-                            message: m.trim().to_string(),
-                        },
+                        Some((c, m)) if !c.trim().is_empty() => {
+                            Behavior::IamError { status, code: c.trim().to_string(), message: m.trim().to_string() }
+                        }
                         _ => return Err(format!("expected NNN:CODE:MESSAGE, got {item:?}")),
                     },
                 }
@@ -1352,9 +1191,7 @@ pub fn encode_form_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -1387,10 +1224,7 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64url(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
         }

@@ -50,12 +50,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (flag, None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--port" => {
@@ -76,9 +71,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--read-timeout" => config = config.read_timeout(parse_duration(&value()?)?),
             "--max-seconds" => {
                 let v = value()?;
-                max_seconds = v
-                    .parse()
-                    .map_err(|_| format!("invalid --max-seconds {v:?}"))?;
+                max_seconds = v.parse().map_err(|_| format!("invalid --max-seconds {v:?}"))?;
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -89,11 +82,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     for (p, t) in profiles.into_iter().zip(cr_tokens) {
         config = config.profile(p, t);
     }
-    Ok(Some(Args {
-        config,
-        port_file,
-        max_seconds,
-    }))
+    Ok(Some(Args { config, port_file, max_seconds }))
 }
 
 fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -11,10 +11,7 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Value {
@@ -32,13 +29,7 @@ fn connect(iam: &FakeIam) -> TcpStream {
     s
 }
 
-fn raw_request(
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-    close: bool,
-) -> String {
+fn raw_request(method: &str, path: &str, headers: &[(&str, &str)], body: &str, close: bool) -> String {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -76,17 +67,12 @@ fn read_response(r: &mut impl BufRead) -> Option<Resp> {
         .unwrap_or(0);
     let mut body = Vec::new();
     r.take(len as u64).read_to_end(&mut body).ok()?;
-    Some(Resp {
-        status,
-        headers,
-        body,
-    })
+    Some(Resp { status, headers, body })
 }
 
 fn send(iam: &FakeIam, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
     let mut s = connect(iam);
-    s.write_all(raw_request(method, path, headers, body, true).as_bytes())
-        .unwrap();
+    s.write_all(raw_request(method, path, headers, body, true).as_bytes()).unwrap();
     let mut r = BufReader::new(s);
     read_response(&mut r).expect("a response")
 }
@@ -98,11 +84,7 @@ fn post_form(iam: &FakeIam, headers: &[(&str, &str)], body: &str) -> Resp {
 }
 
 fn apikey_body(key: &str) -> String {
-    format!(
-        "grant_type={}&apikey={}",
-        encode_form_component(GRANT_APIKEY),
-        encode_form_component(key)
-    )
+    format!("grant_type={}&apikey={}", encode_form_component(GRANT_APIKEY), encode_form_component(key))
 }
 
 fn claims(token: &str) -> Value {
@@ -115,9 +97,7 @@ fn assert_iam_error(r: &Resp, status: u16, code: &str) {
     let v = r.json();
     assert_eq!(v["errorCode"], code, "body: {}", r.text());
     assert!(v["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(v["context"]["requestId"]
-        .as_str()
-        .is_some_and(|m| m.len() > 8));
+    assert!(v["context"]["requestId"].as_str().is_some_and(|m| m.len() > 8));
 }
 
 #[test]
@@ -164,10 +144,7 @@ fn apikey_exchange_returns_jwt_with_right_exp() {
     assert_eq!(q.accept.as_deref(), Some("application/json"));
     assert_eq!(q.authorization, None);
     assert_eq!(q.field("apikey"), Some("k1 +/=é"));
-    assert_eq!(
-        q.form.keys().collect::<Vec<_>>(),
-        vec!["apikey", "grant_type"]
-    );
+    assert_eq!(q.form.keys().collect::<Vec<_>>(), vec!["apikey", "grant_type"]);
     assert_eq!(q.status, Some(200));
     assert_eq!(q.behavior, None);
 }
@@ -179,10 +156,7 @@ fn tokens_are_distinct_and_lifetime_changes_while_running() {
     iam.set_lifetime(60);
     let b = post_form(&iam, &[], &apikey_body("whatever")).json();
     assert_ne!(a["access_token"], b["access_token"]);
-    assert_ne!(
-        claims(a["access_token"].as_str().unwrap())["jti"],
-        claims(b["access_token"].as_str().unwrap())["jti"]
-    );
+    assert_ne!(claims(a["access_token"].as_str().unwrap())["jti"], claims(b["access_token"].as_str().unwrap())["jti"]);
     assert_eq!(a["expires_in"], 3600);
     assert_eq!(b["expires_in"], 60);
     assert_eq!(iam.tokens_issued(), 2);
@@ -196,30 +170,17 @@ fn bx_basic_auth_yields_refresh_token_that_refreshes() {
     let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt, "not_supported");
     assert!(!rt.is_empty());
-    assert_eq!(
-        iam.last_request().unwrap().authorization.as_deref(),
-        Some(BX_BASIC_AUTH)
-    );
+    assert_eq!(iam.last_request().unwrap().authorization.as_deref(), Some(BX_BASIC_AUTH));
 
-    let body = format!(
-        "grant_type=refresh_token&refresh_token={}",
-        encode_form_component(&rt)
-    );
+    let body = format!("grant_type=refresh_token&refresh_token={}", encode_form_component(&rt));
     let r2 = post_form(&iam, &[("Authorization", BX_BASIC_AUTH)], &body);
     assert_eq!(r2.status, 200, "{}", r2.text());
-    assert_eq!(
-        claims(r2.json()["access_token"].as_str().unwrap())["sub"],
-        apikey_subject("k")
-    );
+    assert_eq!(claims(r2.json()["access_token"].as_str().unwrap())["sub"], apikey_subject("k"));
     // Without the client credentials, refreshing is refused.
     let r3 = post_form(&iam, &[], &body);
     assert_iam_error(&r3, 400, "BXNIM0407E");
     // Wrong client credentials are refused.
-    let r4 = post_form(
-        &iam,
-        &[("Authorization", "Basic Zm9vOmJhcg==")],
-        &apikey_body("k"),
-    );
+    let r4 = post_form(&iam, &[("Authorization", "Basic Zm9vOmJhcg==")], &apikey_body("k"));
     assert_iam_error(&r4, 400, "BXNIM0308E");
 }
 
@@ -251,42 +212,18 @@ fn unknown_apikey_gives_bxnim0415e() {
 
 #[test]
 fn cr_token_grant_with_profile_id_and_name() {
-    let iam = FakeIam::start(
-        Config::new()
-            .profile_named("Profile-1234", "my-profile", "crtok")
-            .profile("other", "crtok2"),
-    );
+    let iam =
+        FakeIam::start(Config::new().profile_named("Profile-1234", "my-profile", "crtok").profile("other", "crtok2"));
     let g = encode_form_component(GRANT_CR_TOKEN);
-    let r = post_form(
-        &iam,
-        &[],
-        &format!("grant_type={g}&cr_token=crtok&profile_id=Profile-1234"),
-    );
+    let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token=crtok&profile_id=Profile-1234"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        claims(r.json()["access_token"].as_str().unwrap())["sub"],
-        "profile:Profile-1234"
-    );
-    let r = post_form(
-        &iam,
-        &[],
-        &format!("grant_type={g}&cr_token=crtok&profile_name=my-profile"),
-    );
+    assert_eq!(claims(r.json()["access_token"].as_str().unwrap())["sub"], "profile:Profile-1234");
+    let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token=crtok&profile_name=my-profile"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        claims(r.json()["access_token"].as_str().unwrap())["sub"],
-        "profile:Profile-1234"
-    );
-    let r = post_form(
-        &iam,
-        &[],
-        &format!("grant_type={g}&cr_token=crtok2&profile_name=other"),
-    );
+    assert_eq!(claims(r.json()["access_token"].as_str().unwrap())["sub"], "profile:Profile-1234");
+    let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token=crtok2&profile_name=other"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        iam.last_request().unwrap().field("profile_name"),
-        Some("other")
-    );
+    assert_eq!(iam.last_request().unwrap().field("profile_name"), Some("other"));
 
     // Wrong token, unknown profile, name used as id.
     for body in [
@@ -297,8 +234,7 @@ fn cr_token_grant_with_profile_id_and_name() {
         assert_iam_error(&post_form(&iam, &[], &body), 400, "BXNIM0487E");
     }
     // Both, neither, no cr_token.
-    let both =
-        format!("grant_type={g}&cr_token=crtok&profile_id=Profile-1234&profile_name=my-profile");
+    let both = format!("grant_type={g}&cr_token=crtok&profile_id=Profile-1234&profile_name=my-profile");
     assert_iam_error(&post_form(&iam, &[], &both), 400, "BXNIM0111E");
     let neither = format!("grant_type={g}&cr_token=crtok");
     assert_iam_error(&post_form(&iam, &[], &neither), 400, "BXNIM0109E");
@@ -312,41 +248,20 @@ fn request_errors() {
     // Missing fields.
     assert_iam_error(&post_form(&iam, &[], ""), 400, "BXNIM0109E");
     let g = encode_form_component(GRANT_APIKEY);
-    assert_iam_error(
-        &post_form(&iam, &[], &format!("grant_type={g}")),
-        400,
-        "BXNIM0109E",
-    );
-    assert_iam_error(
-        &post_form(&iam, &[], &format!("grant_type={g}&apikey=")),
-        400,
-        "BXNIM0109E",
-    );
+    assert_iam_error(&post_form(&iam, &[], &format!("grant_type={g}")), 400, "BXNIM0109E");
+    assert_iam_error(&post_form(&iam, &[], &format!("grant_type={g}&apikey=")), 400, "BXNIM0109E");
     // Unsupported grant, bad escapes.
-    assert_iam_error(
-        &post_form(&iam, &[], "grant_type=password"),
-        400,
-        "BXNIM0104E",
-    );
+    assert_iam_error(&post_form(&iam, &[], "grant_type=password"), 400, "BXNIM0104E");
     assert_iam_error(&post_form(&iam, &[], "grant_type=%zz"), 400, "BXNIM0106E");
     // Wrong content type.
-    let r = send(
-        &iam,
-        "POST",
-        TOKEN_PATH,
-        &[("Content-Type", "application/json")],
-        &apikey_body("k"),
-    );
+    let r = send(&iam, "POST", TOKEN_PATH, &[("Content-Type", "application/json")], &apikey_body("k"));
     assert_iam_error(&r, 400, "BXNIM0107E");
     // Content type with parameters is fine.
     let r = send(
         &iam,
         "POST",
         TOKEN_PATH,
-        &[(
-            "Content-Type",
-            "Application/X-WWW-Form-Urlencoded; charset=utf-8",
-        )],
+        &[("Content-Type", "Application/X-WWW-Form-Urlencoded; charset=utf-8")],
         &apikey_body("k"),
     );
     assert_eq!(r.status, 200);
@@ -354,13 +269,7 @@ fn request_errors() {
     let r = send(&iam, "GET", TOKEN_PATH, &[], "");
     assert_iam_error(&r, 405, "BXNIM0102E");
     assert_eq!(r.header("allow"), Some("POST"));
-    let r = send(
-        &iam,
-        "POST",
-        "/identity/tokens",
-        &[("Content-Type", FORM)],
-        &apikey_body("k"),
-    );
+    let r = send(&iam, "POST", "/identity/tokens", &[("Content-Type", FORM)], &apikey_body("k"));
     assert_iam_error(&r, 404, "BXNIM0101E");
     assert_eq!(iam.request_count(), 9);
     assert_eq!(iam.tokens_issued(), 1);
@@ -412,35 +321,17 @@ fn script_too_many_requests_retry_after_verbatim() {
 
 #[test]
 fn script_truncated_and_malformed() {
-    let iam = FakeIam::start(
-        Config::new()
-            .apikey("k")
-            .script([Behavior::TruncatedBody, Behavior::MalformedBody]),
-    );
+    let iam = FakeIam::start(Config::new().apikey("k").script([Behavior::TruncatedBody, Behavior::MalformedBody]));
     let mut s = connect(&iam);
     // Keep-alive request: the server must still close after the truncated body.
-    s.write_all(
-        raw_request(
-            "POST",
-            TOKEN_PATH,
-            &[("Content-Type", FORM)],
-            &apikey_body("k"),
-            false,
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    s.write_all(raw_request("POST", TOKEN_PATH, &[("Content-Type", FORM)], &apikey_body("k"), false).as_bytes())
+        .unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
     let text = String::from_utf8(all).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"));
-    let declared: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let declared: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
     assert!(body.len() < declared);
     assert!(serde_json::from_str::<Value>(body).is_err());
 
@@ -453,24 +344,11 @@ fn script_truncated_and_malformed() {
 
 #[test]
 fn script_stall_sends_nothing_then_closes() {
-    let iam = FakeIam::start(
-        Config::new()
-            .apikey("k")
-            .behavior(Behavior::Stall(Duration::from_millis(300))),
-    );
+    let iam = FakeIam::start(Config::new().apikey("k").behavior(Behavior::Stall(Duration::from_millis(300))));
     let mut s = connect(&iam);
     let t = Instant::now();
-    s.write_all(
-        raw_request(
-            "POST",
-            TOKEN_PATH,
-            &[("Content-Type", FORM)],
-            &apikey_body("k"),
-            false,
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    s.write_all(raw_request("POST", TOKEN_PATH, &[("Content-Type", FORM)], &apikey_body("k"), false).as_bytes())
+        .unwrap();
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     let took = t.elapsed();
@@ -484,11 +362,7 @@ fn script_stall_sends_nothing_then_closes() {
 
 #[test]
 fn script_delay_then_answers() {
-    let iam = FakeIam::start(
-        Config::new()
-            .apikey("k")
-            .behavior(Behavior::Delay(Duration::from_millis(200))),
-    );
+    let iam = FakeIam::start(Config::new().apikey("k").behavior(Behavior::Delay(Duration::from_millis(200))));
     let t = Instant::now();
     let r = post_form(&iam, &[], &apikey_body("k"));
     assert!(t.elapsed() >= Duration::from_millis(190));
@@ -502,35 +376,15 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     for _ in 0..3 {
-        w.write_all(
-            raw_request(
-                "POST",
-                TOKEN_PATH,
-                &[("Content-Type", FORM)],
-                &apikey_body("k"),
-                false,
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+        w.write_all(raw_request("POST", TOKEN_PATH, &[("Content-Type", FORM)], &apikey_body("k"), false).as_bytes())
+            .unwrap();
         let resp = read_response(&mut r).unwrap();
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("connection"), Some("keep-alive"));
     }
     // Pipelined, the last one with Connection: close.
-    let two = raw_request(
-        "POST",
-        TOKEN_PATH,
-        &[("Content-Type", FORM)],
-        &apikey_body("k"),
-        false,
-    ) + &raw_request(
-        "POST",
-        TOKEN_PATH,
-        &[("Content-Type", FORM)],
-        &apikey_body("x"),
-        true,
-    );
+    let two = raw_request("POST", TOKEN_PATH, &[("Content-Type", FORM)], &apikey_body("k"), false)
+        + &raw_request("POST", TOKEN_PATH, &[("Content-Type", FORM)], &apikey_body("x"), true);
     w.write_all(two.as_bytes()).unwrap();
     assert_eq!(read_response(&mut r).unwrap().status, 200);
     let last = read_response(&mut r).unwrap();
@@ -613,10 +467,7 @@ fn log_file_gets_one_json_line_per_request() {
     }
     let text = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_file(&path);
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["form"]["apikey"], "k");
     assert_eq!(lines[0]["status"], 200);
@@ -626,24 +477,11 @@ fn log_file_gets_one_json_line_per_request() {
 
 #[test]
 fn drop_is_bounded_with_idle_keep_alive_and_stalled_connections() {
-    let iam = FakeIam::start(
-        Config::new()
-            .apikey("k")
-            .behavior(Behavior::Stall(Duration::from_secs(30))),
-    );
+    let iam = FakeIam::start(Config::new().apikey("k").behavior(Behavior::Stall(Duration::from_secs(30))));
     let addr = iam.addr();
     let mut stalled = connect(&iam);
     stalled
-        .write_all(
-            raw_request(
-                "POST",
-                TOKEN_PATH,
-                &[("Content-Type", FORM)],
-                &apikey_body("k"),
-                false,
-            )
-            .as_bytes(),
-        )
+        .write_all(raw_request("POST", TOKEN_PATH, &[("Content-Type", FORM)], &apikey_body("k"), false).as_bytes())
         .unwrap();
     let _idle = connect(&iam);
     assert!(iam.wait_for_requests(1, Duration::from_secs(2)));
@@ -657,26 +495,17 @@ fn drop_is_bounded_with_idle_keep_alive_and_stalled_connections() {
 #[test]
 fn helpers() {
     for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
-        assert_eq!(
-            base64url_decode(&base64url(s.as_bytes())).unwrap(),
-            s.as_bytes()
-        );
+        assert_eq!(base64url_decode(&base64url(s.as_bytes())).unwrap(), s.as_bytes());
     }
     assert_eq!(base64url(b"\xfb\xff"), "-_8");
-    assert_eq!(
-        base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
-        "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"
-    );
+    assert_eq!(base64url(br#"{"alg":"RS256","typ":"JWT"}"#), "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9");
     let f = decode_form("a=1+2%2B3&b&c=%C3%A9&&a=x").unwrap();
     assert_eq!(f.get("a").map(String::as_str), Some("x"));
     assert_eq!(f.get("b").map(String::as_str), Some(""));
     assert_eq!(f.get("c").map(String::as_str), Some("é"));
     assert!(decode_form("a=%4").is_err());
     assert!(decode_form("a=%ff").is_err());
-    assert_eq!(
-        decode_form(&format!("k={}", encode_form_component("a b&c=é+"))).unwrap()["k"],
-        "a b&c=é+"
-    );
+    assert_eq!(decode_form(&format!("k={}", encode_form_component("a b&c=é+"))).unwrap()["k"], "a b&c=é+");
     assert!(is_bx_auth("basic Yng6Yng="));
     assert!(!is_bx_auth("Bearer Yng6Yng="));
 }

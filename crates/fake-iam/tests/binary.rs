@@ -39,9 +39,7 @@ fn binary_serves_and_writes_port_file_and_log() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let url = first.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert_eq!(std::fs::read_to_string(&port_file).unwrap(), url);
@@ -54,10 +52,7 @@ fn binary_serves_and_writes_port_file_and_log() {
     let r = post(&url, body);
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
     assert!(r.contains("\"expires_in\":77"));
-    let r = post(
-        &url,
-        "grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Acr-token&cr_token=t1&profile_name=p1",
-    );
+    let r = post(&url, "grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Acr-token&cr_token=t1&profile_name=p1");
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
 
     child.kill().unwrap();
@@ -71,27 +66,14 @@ fn binary_serves_and_writes_port_file_and_log() {
 #[test]
 fn binary_exits_after_max_seconds_and_rejects_bad_flags() {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_fake-iam"))
-        .args(["--max-seconds", "1", "--any-apikey"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_fake-iam")).args(["--max-seconds", "1", "--any-apikey"]).output().unwrap();
     assert!(out.status.success());
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(String::from_utf8(out.stdout)
-        .unwrap()
-        .starts_with("http://127.0.0.1:"));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("http://127.0.0.1:"));
 
-    for bad in [
-        &["--bogus"][..],
-        &["--profile", "p"],
-        &["--script", "nonsense"],
-        &["--port", "x"],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_fake-iam"))
-            .args(bad)
-            .args(["--max-seconds", "1"])
-            .output()
-            .unwrap();
+    for bad in [&["--bogus"][..], &["--profile", "p"], &["--script", "nonsense"], &["--port", "x"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fake-iam")).args(bad).args(["--max-seconds", "1"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }

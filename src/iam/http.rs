@@ -1,0 +1,363 @@
+//! The IAM token exchange over HTTPS (SPEC section 6): the only file that imports `ureq`.
+//!
+//! Bounded in every dimension a dead or overloaded IAM could stretch: connect and per-attempt
+//! timeouts, a few retries with exponential backoff and jitter for 429 and 5xx (except 501),
+//! `Retry-After` honoured up to a cap, and one deadline for the whole exchange. Error lines
+//! name IAM's `errorCode`, `errorMessage` and request id, and never what was sent.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::{Endpoint, Exchange, Grant, Profile, Token};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
+pub const GRANT_CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
+/// `bx:bx`, the client id the `ibmcloud` CLI uses; IAM issues refresh tokens to it.
+const BX_CLIENT: &str = "Basic Yng6Yng=";
+
+/// How long each piece may take.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub connect: Duration,
+    /// One attempt, from sending the request to the last byte of the answer.
+    pub attempt: Duration,
+    /// All attempts and the pauses between them.
+    pub total: Duration,
+    pub max_attempts: u32,
+    /// The first pause; each further one doubles, plus up to 50 % jitter.
+    pub backoff: Duration,
+    /// The longest `Retry-After` that is honoured; a longer one ends the retries.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect: Duration::from_secs(5),
+            attempt: Duration::from_secs(8),
+            total: Duration::from_secs(15),
+            max_attempts: 4,
+            backoff: Duration::from_millis(250),
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct HttpExchange {
+    limits: Limits,
+}
+
+impl HttpExchange {
+    pub fn new(limits: Limits) -> Self {
+        HttpExchange { limits }
+    }
+}
+
+impl Default for HttpExchange {
+    fn default() -> Self {
+        HttpExchange::new(Limits::default())
+    }
+}
+
+impl Exchange for HttpExchange {
+    fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
+        let deadline = Instant::now() + self.limits.total;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = self.attempt(endpoint, grant, remaining.min(self.limits.attempt));
+            let pause = match outcome {
+                Outcome::Done(result) => return result,
+                Outcome::Retry { error, retry_after } => {
+                    let pause = match retry_after {
+                        Some(after) if after > self.limits.max_retry_after => return Err(error),
+                        Some(after) => after,
+                        None => backoff(self.limits.backoff, attempt),
+                    };
+                    if attempt >= self.limits.max_attempts || Instant::now() + pause >= deadline {
+                        return Err(error);
+                    }
+                    pause
+                }
+            };
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+enum Outcome {
+    Done(Result<Token>),
+    Retry { error: Error, retry_after: Option<Duration> },
+}
+
+impl HttpExchange {
+    fn attempt(&self, endpoint: &Endpoint, grant: &Grant, timeout: Duration) -> Outcome {
+        if timeout.is_zero() {
+            return Outcome::Done(Err(Error::failed(format!("IAM at {endpoint} did not answer in time"))));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(self.limits.connect.min(timeout)))
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("docker-credential-icr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let mut request = agent.post(endpoint.token_url()).header("Accept", "application/json");
+        let form: Vec<(&str, &str)> = match grant {
+            Grant::ApiKey { apikey, refresh } => {
+                if *refresh {
+                    request = request.header("Authorization", BX_CLIENT);
+                }
+                vec![("grant_type", GRANT_APIKEY), ("apikey", apikey.expose())]
+            }
+            Grant::CrToken { cr_token, profile } => {
+                let profile = match profile {
+                    Profile::Id(id) => ("profile_id", id.as_str()),
+                    Profile::Name(name) => ("profile_name", name.as_str()),
+                };
+                vec![("grant_type", GRANT_CR_TOKEN), ("cr_token", cr_token.expose()), profile]
+            }
+        };
+        let started = SystemTime::now();
+        let mut response = match request.send_form(form) {
+            Ok(response) => response,
+            Err(e) => return transport_error(endpoint, e),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = match response.body_mut().with_config().limit(1 << 20).read_to_string() {
+            Ok(body) => body,
+            Err(e) => {
+                let error = Error::failed(format!(
+                    "IAM at {endpoint} answered {status}, but its body was cut short: {}",
+                    describe(&e)
+                ));
+                return if retryable(status) {
+                    Outcome::Retry { error, retry_after }
+                } else {
+                    Outcome::Done(Err(error))
+                };
+            }
+        };
+        if status == 200 {
+            let now = started.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            return Outcome::Done(parse_token(endpoint, &body, now, grant));
+        }
+        let error = iam_error(endpoint, status, &body, grant);
+        if retryable(status) {
+            Outcome::Retry { error, retry_after }
+        } else {
+            Outcome::Done(Err(error))
+        }
+    }
+}
+
+/// 429 and 5xx are worth another try, except 501 (IAM does not implement what was asked).
+fn retryable(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status) && status != 501
+}
+
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base * 2u32.saturating_pow(attempt.saturating_sub(1)).min(64);
+    // Jitter from the clock and the pid: enough to spread parallel processes apart.
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) ^ std::process::id();
+    let jitter = exp.mul_f64(f64::from(seed % 1000) / 2000.0);
+    exp + jitter
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+    expiration: Option<u64>,
+}
+
+fn parse_token(endpoint: &Endpoint, body: &str, now: u64, grant: &Grant) -> Result<Token> {
+    let malformed = |what: &str| {
+        Error::failed(format!("IAM at {endpoint} answered 200 with {what}: is the endpoint an IAM server?"))
+    };
+    let response: TokenResponse =
+        serde_json::from_str(body).map_err(|_| malformed("a body that is not a token response"))?;
+    let access = response.access_token.filter(|t| !t.trim().is_empty()).ok_or_else(|| malformed("no access_token"))?;
+    // The local clock decides expiry: `expires_in` counted from when the request was sent is
+    // immune to skew between this host and IAM. `expiration` is the fallback.
+    let expires_at = match (response.expires_in, response.expiration) {
+        (Some(seconds), _) => now.saturating_add(seconds),
+        (None, Some(at)) => at,
+        (None, None) => return Err(malformed("neither expires_in nor expiration")),
+    };
+    if expires_at <= now {
+        return Err(malformed("a token that has already expired"));
+    }
+    let refresh = response
+        .refresh_token
+        .filter(|r| !r.is_empty() && r != "not_supported" && matches!(grant, Grant::ApiKey { refresh: true, .. }))
+        .map(Secret::new);
+    Ok(Token { access: Secret::new(access), refresh, issued_at: now, expires_at })
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "errorCode")]
+    code: Option<String>,
+    #[serde(rename = "errorMessage")]
+    message: Option<String>,
+    context: Option<ErrorContext>,
+}
+
+#[derive(Deserialize)]
+struct ErrorContext {
+    #[serde(rename = "requestId")]
+    request_id: Option<String>,
+}
+
+fn iam_error(endpoint: &Endpoint, status: u16, body: &str, grant: &Grant) -> Error {
+    let what = match grant {
+        Grant::ApiKey { .. } => "the API key",
+        Grant::CrToken { .. } => "the compute-resource token",
+    };
+    let Ok(parsed) = serde_json::from_str::<ErrorBody>(body) else {
+        return Error::failed(format!("IAM at {endpoint} refused {what} with HTTP {status} and no IAM error body"));
+    };
+    // IAM's words are input too: shown only after removing what was sent, control characters
+    // and excess length.
+    let clean = |s: Option<String>| s.map(|s| scrub(&s, grant)).filter(|s| !s.is_empty());
+    let mut line = format!("IAM at {endpoint} refused {what} (HTTP {status}");
+    if let Some(code) = clean(parsed.code) {
+        line.push_str(&format!(", {code}"));
+    }
+    line.push(')');
+    if let Some(message) = clean(parsed.message) {
+        line.push_str(&format!(": {message}"));
+    }
+    if let Some(id) = clean(parsed.context.and_then(|c| c.request_id)) {
+        line.push_str(&format!(" (request id {id})"));
+    }
+    line.push_str(match status {
+        400 | 401 | 403 => ": check the key or profile, or create a new one",
+        429 => ": IAM is rate-limiting; try again shortly",
+        _ => "",
+    });
+    Error::failed(line)
+}
+
+fn scrub(text: &str, grant: &Grant) -> String {
+    let mut text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    let secret = match grant {
+        Grant::ApiKey { apikey, .. } => apikey.expose(),
+        Grant::CrToken { cr_token, .. } => cr_token.expose(),
+    };
+    if !secret.is_empty() {
+        text = text.replace(secret, "REDACTED");
+    }
+    text.trim().to_owned()
+}
+
+fn transport_error(endpoint: &Endpoint, e: ureq::Error) -> Outcome {
+    let done = |m: String| Outcome::Done(Err(Error::failed(m)));
+    let retry = |m: String| Outcome::Retry { error: Error::failed(m), retry_after: None };
+    match &e {
+        ureq::Error::HostNotFound => done(format!(
+            "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
+        )),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
+            done(format!("TLS with IAM at {endpoint} failed: {}", describe(&e)))
+        }
+        ureq::Error::Timeout(_) => retry(format!("IAM at {endpoint} did not answer in time")),
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
+            retry(format!("cannot connect to IAM at {endpoint}: {}", describe(&e)))
+        }
+        _ => done(format!("request to IAM at {endpoint} failed: {}", describe(&e))),
+    }
+}
+
+/// A ureq error as one line. ureq's messages hold the URL at most, never the request body.
+fn describe(e: &ureq::Error) -> String {
+    e.to_string().replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:02 GMT", now), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn only_429_and_5xx_but_501_are_retried() {
+        for s in [429, 500, 502, 503, 504, 599] {
+            assert!(retryable(s), "{s}");
+        }
+        for s in [200, 400, 401, 403, 404, 501] {
+            assert!(!retryable(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_at_most_half_again_of_jitter() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..5 {
+            let exp = base * 2u32.pow(attempt - 1);
+            let b = backoff(base, attempt);
+            assert!(b >= exp && b <= exp + exp / 2, "{attempt}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn iam_errors_name_code_message_and_request_id_but_never_the_key() {
+        let endpoint = Endpoint::parse("https://iam.example").unwrap();
+        let grant = Grant::ApiKey { apikey: Secret::new("sekrit-key-123"), refresh: false };
+        let body = r#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found: sekrit-key-123","context":{"requestId":"req-1"}}"#;
+        let line = iam_error(&endpoint, 400, body, &grant).to_string();
+        assert_eq!(
+            line,
+            "IAM at https://iam.example refused the API key (HTTP 400, BXNIM0415E): Provided API key could not be found: REDACTED (request id req-1): check the key or profile, or create a new one"
+        );
+    }
+
+    #[test]
+    fn token_expiry_counts_from_the_local_clock() {
+        let endpoint = Endpoint::parse("https://iam.example").unwrap();
+        let grant = Grant::ApiKey { apikey: Secret::new("k"), refresh: false };
+        let body = r#"{"access_token":"a","refresh_token":"not_supported","token_type":"Bearer","expires_in":3600,"expiration":99}"#;
+        let token = parse_token(&endpoint, body, 1000, &grant).unwrap();
+        assert_eq!((token.issued_at, token.expires_at, token.refresh), (1000, 4600, None));
+        for bad in [
+            "",
+            "{}",
+            "[]",
+            r#"{"access_token":""}"#,
+            r#"{"access_token":"a"}"#,
+            r#"{"access_token":"a","expiration":5}"#,
+        ] {
+            assert!(parse_token(&endpoint, bad, 1000, &grant).is_err(), "{bad}");
+        }
+    }
+}
