@@ -174,7 +174,11 @@ impl Helper {
         } else if program == Self::NAME {
             self.bin_dir().join(program)
         } else {
-            require_tool(program, program)
+            let package = match program {
+                "docker" => "docker.io",
+                other => other,
+            };
+            require_tool(program, package)
         };
         let mut command = Command::new(program_path);
         command
