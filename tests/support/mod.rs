@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -33,16 +33,12 @@ const SYSTEM_PATH: &str = "/usr/bin:/bin";
 
 /// Fails the test loudly when a tool the end-to-end tests need is not installed.
 pub fn require_tool(name: &str, debian_package: &str) -> PathBuf {
-    SYSTEM_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is required by this end-to-end test but was not found in {SYSTEM_PATH}; \
+    SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(name)).find(|path| path.is_file()).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is required by this end-to-end test but was not found in {SYSTEM_PATH}; \
                  install it with `apt-get install -y {debian_package}`"
-            )
-        })
+        )
+    })
 }
 
 /// Writes `value` as pretty JSON, creating parent directories.
@@ -56,11 +52,7 @@ pub fn write_json(path: &Path, value: &serde_json::Value) {
 
 /// The Unix permission bits (`0o777` part) of a file or directory.
 pub fn mode_of(path: &Path) -> u32 {
-    fs::metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
+    fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).permissions().mode() & 0o777
 }
 
 /// The built helper in an isolated environment: a temp HOME with XDG directories beneath it, a
@@ -81,26 +73,14 @@ impl Helper {
     }
 
     pub fn new() -> Helper {
-        let home = tempfile::Builder::new()
-            .prefix("icr-e2e-home-")
-            .tempdir()
-            .expect("create temp HOME");
-        let helper = Helper {
-            home,
-            extra_env: Vec::new(),
-        };
-        for dir in [
-            helper.bin_dir(),
-            helper.config_home(),
-            helper.cache_home(),
-            helper.tmp_dir(),
-        ] {
+        let home = tempfile::Builder::new().prefix("icr-e2e-home-").tempdir().expect("create temp HOME");
+        let helper = Helper { home, extra_env: Vec::new() };
+        for dir in [helper.bin_dir(), helper.config_home(), helper.cache_home(), helper.tmp_dir()] {
             fs::create_dir_all(&dir).expect("create dir under temp HOME");
         }
         // containers/image wants a private runtime dir, as on a real login session.
         fs::create_dir_all(helper.runtime_dir()).expect("create XDG_RUNTIME_DIR");
-        fs::set_permissions(helper.runtime_dir(), fs::Permissions::from_mode(0o700))
-            .expect("chmod XDG_RUNTIME_DIR");
+        fs::set_permissions(helper.runtime_dir(), fs::Permissions::from_mode(0o700)).expect("chmod XDG_RUNTIME_DIR");
         symlink(Self::binary(), helper.bin_dir().join(Self::NAME)).expect("symlink the helper");
         helper.write_containers_config();
         helper
@@ -154,8 +134,14 @@ impl Helper {
         self.config_home().join("containers").join("policy.json")
     }
 
-    /// Writes the helper's config file.
+    /// Writes the helper's config file. Its directory is created `0700`, as the helper creates
+    /// it, so that a test config does not loosen the directory that `store` writes logins into.
     pub fn write_config(&self, config: &serde_json::Value) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.helper_config_dir())
+            .expect("create the helper's config dir");
         write_json(&self.config_path(), config);
     }
 
@@ -220,16 +206,9 @@ impl Helper {
     /// Keeps clients hermetic: a permissive signature policy (the test images are unsigned) and
     /// a registries.conf of our own instead of the machine's.
     fn write_containers_config(&self) {
-        write_json(
-            &self.policy_path(),
-            &serde_json::json!({ "default": [{ "type": "insecureAcceptAnything" }] }),
-        );
-        let registries = self
-            .config_home()
-            .join("containers")
-            .join("registries.conf");
-        fs::write(registries, "unqualified-search-registries = []\n")
-            .expect("write registries.conf");
+        write_json(&self.policy_path(), &serde_json::json!({ "default": [{ "type": "insecureAcceptAnything" }] }));
+        let registries = self.config_home().join("containers").join("registries.conf");
+        fs::write(registries, "unqualified-search-registries = []\n").expect("write registries.conf");
     }
 }
 
@@ -282,16 +261,10 @@ impl fmt::Display for Output {
 pub fn run_bounded(mut command: Command, stdin: Option<&str>, timeout: Duration) -> Output {
     let description = describe(&command);
     command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{description}`: {e}"));
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start `{description}`: {e}"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         let input = input.to_owned();
@@ -312,10 +285,7 @@ pub fn run_bounded(mut command: Command, stdin: Option<&str>, timeout: Duration)
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     };
-    assert!(
-        status.is_some(),
-        "command killed after {timeout:?}:\n{output}"
-    );
+    assert!(status.is_some(), "command killed after {timeout:?}:\n{output}");
     output
 }
 
