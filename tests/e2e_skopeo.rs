@@ -18,13 +18,7 @@ use support::{mode_of, write_json, Helper, Output};
 
 /// Pushes `image` to `docker://HOST/<repo>` with static `user:password` credentials, or
 /// anonymously; no helper involved.
-fn push_with_creds(
-    client: &Helper,
-    registry: &Registry,
-    image: &OciImage,
-    repo: &str,
-    creds: Option<&str>,
-) {
+fn push_with_creds(client: &Helper, registry: &Registry, image: &OciImage, repo: &str, creds: Option<&str>) {
     let dest = format!("docker://{}/{repo}", registry.host());
     let cert_dir = registry.cert_dir().to_str().expect("UTF-8 path");
     let reference = image.reference();
@@ -38,12 +32,9 @@ fn push_with_creds(
 
 /// The manifest digest `skopeo inspect` reports, from its JSON output.
 fn inspected_digest(stdout: &str) -> String {
-    let json: serde_json::Value = serde_json::from_str(stdout)
-        .unwrap_or_else(|e| panic!("skopeo inspect printed no JSON ({e}):\n{stdout}"));
-    json["Digest"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no Digest in skopeo inspect output:\n{stdout}"))
-        .to_string()
+    let json: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("skopeo inspect printed no JSON ({e}):\n{stdout}"));
+    json["Digest"].as_str().unwrap_or_else(|| panic!("no Digest in skopeo inspect output:\n{stdout}")).to_string()
 }
 
 fn is_unauthorized(text: &str) -> bool {
@@ -57,13 +48,7 @@ fn harness_registry_serves_pushed_image_to_htpasswd_users_only() {
     let client = Helper::new();
     let registry = Registry::with_users(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
     let image = OciImage::build(&client.home().join("image"), "latest", "hello from e2e\n");
-    push_with_creds(
-        &client,
-        &registry,
-        &image,
-        "e2e/hello:1",
-        Some("alice:alice-pw"),
-    );
+    push_with_creds(&client, &registry, &image, "e2e/hello:1", Some("alice:alice-pw"));
 
     let target = format!("docker://{}/e2e/hello:1", registry.host());
     let cert_dir = registry.cert_dir().to_str().expect("UTF-8 path");
@@ -95,13 +80,7 @@ fn harness_registry_serves_pushed_image_to_htpasswd_users_only() {
 
     registry.add_user("carol", "carol-pw");
     inspect(Some("carol:carol-pw")).assert_success();
-    assert!(
-        registry
-            .authenticated_users()
-            .contains(&"carol".to_string()),
-        "{}",
-        registry.log()
-    );
+    assert!(registry.authenticated_users().contains(&"carol".to_string()), "{}", registry.log());
 }
 
 #[test]
@@ -113,11 +92,7 @@ fn harness_anonymous_registry_allows_push_and_pull_without_credentials() {
     push_with_creds(&client, &registry, &image, "open/hello:v1", None);
     let target = format!("docker://{}/open/hello:v1", registry.host());
     let cert_dir = registry.cert_dir().to_str().expect("UTF-8 path");
-    let inspect = client.run_ok(
-        "skopeo",
-        &["inspect", "--cert-dir", cert_dir, &target],
-        None,
-    );
+    let inspect = client.run_ok("skopeo", &["inspect", "--cert-dir", cert_dir, &target], None);
     assert_eq!(inspected_digest(&inspect.stdout), image.manifest_digest);
 }
 
@@ -145,12 +120,7 @@ impl Scenario {
         let authfile = client.home().join("auth.json");
         write_json(&authfile, &Scenario::authfile_json(&host));
         let image = OciImage::build(&client.home().join("image"), "latest", "pushed via icr\n");
-        Scenario {
-            client,
-            registry,
-            authfile,
-            image,
-        }
+        Scenario { client, registry, authfile, image }
     }
 
     fn authfile_json(host: &str) -> serde_json::Value {
@@ -189,28 +159,14 @@ impl Scenario {
     fn push(&self) -> Output {
         let reference = self.image.reference();
         let target = self.target();
-        let args = [
-            "copy",
-            "--dest-authfile",
-            self.authfile(),
-            "--dest-cert-dir",
-            self.cert_dir(),
-            &reference,
-            &target,
-        ];
+        let args =
+            ["copy", "--dest-authfile", self.authfile(), "--dest-cert-dir", self.cert_dir(), &reference, &target];
         self.client.run("skopeo", &args, None)
     }
 
     fn inspect(&self) -> Output {
         let target = self.target();
-        let args = [
-            "inspect",
-            "--authfile",
-            self.authfile(),
-            "--cert-dir",
-            self.cert_dir(),
-            &target,
-        ];
+        let args = ["inspect", "--authfile", self.authfile(), "--cert-dir", self.cert_dir(), &target];
         self.client.run("skopeo", &args, None)
     }
 
@@ -235,10 +191,7 @@ impl Scenario {
     #[track_caller]
     fn assert_authfile_holds_no_credentials(&self) {
         let text = fs::read_to_string(&self.authfile).expect("read auth file");
-        assert!(
-            !text.contains(API_KEY),
-            "the auth file holds the key:\n{text}"
-        );
+        assert!(!text.contains(API_KEY), "the auth file holds the key:\n{text}");
         let json: serde_json::Value = serde_json::from_str(&text).expect("auth file is JSON");
         let expected = Scenario::authfile_json(&self.registry.host());
         assert_eq!(json["credHelpers"], expected["credHelpers"], "{text}");
@@ -247,20 +200,14 @@ impl Scenario {
             serde_json::Value::Object(auths) => auths.is_empty(),
             _ => false,
         };
-        assert!(
-            no_auths,
-            "the auth file should hold no auths entry:\n{text}"
-        );
+        assert!(no_auths, "the auth file should hold no auths entry:\n{text}");
     }
 }
 
 #[track_caller]
 fn assert_no_crash(output: &Output) {
     let text = output.all_text();
-    assert!(
-        !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
-        "the helper crashed:\n{output}"
-    );
+    assert!(!text.contains("panicked") && !text.contains("RUST_BACKTRACE"), "the helper crashed:\n{output}");
 }
 
 #[test]
@@ -271,10 +218,7 @@ fn skopeo_login_push_inspect_logout_round_trip_through_the_helper() {
 
     scenario.login(API_KEY).assert_success();
     let credentials = scenario.client.credentials_path();
-    assert!(
-        credentials.is_file(),
-        "login should store through the helper"
-    );
+    assert!(credentials.is_file(), "login should store through the helper");
     assert_eq!(mode_of(&credentials), 0o600, "{}", credentials.display());
     let dir = credentials.parent().expect("credentials dir");
     assert_eq!(mode_of(dir), 0o700, "{}", dir.display());
@@ -285,19 +229,13 @@ fn skopeo_login_push_inspect_logout_round_trip_through_the_helper() {
     scenario.push().assert_success();
     let inspect = scenario.inspect();
     inspect.assert_success();
-    assert_eq!(
-        inspected_digest(&inspect.stdout),
-        scenario.image.manifest_digest
-    );
+    assert_eq!(inspected_digest(&inspect.stdout), scenario.image.manifest_digest);
     scenario.assert_only_iamapikey_authenticated();
     scenario.assert_authfile_holds_no_credentials();
 
     scenario.logout().assert_success();
     let stored = fs::read_to_string(&credentials).unwrap_or_default();
-    assert!(
-        !stored.contains(API_KEY),
-        "logout left the key behind:\n{stored}"
-    );
+    assert!(!stored.contains(API_KEY), "logout left the key behind:\n{stored}");
     let after_logout = scenario.inspect();
     after_logout.assert_failure();
     assert_no_crash(&after_logout);
@@ -316,16 +254,10 @@ fn skopeo_push_and_inspect_with_key_from_helper_config_and_environment() {
     scenario.push().assert_success();
     let inspect = scenario.inspect();
     inspect.assert_success();
-    assert_eq!(
-        inspected_digest(&inspect.stdout),
-        scenario.image.manifest_digest
-    );
+    assert_eq!(inspected_digest(&inspect.stdout), scenario.image.manifest_digest);
     scenario.assert_only_iamapikey_authenticated();
     scenario.assert_authfile_holds_no_credentials();
-    assert!(
-        !scenario.client.credentials_path().exists(),
-        "get must not store a login"
-    );
+    assert!(!scenario.client.credentials_path().exists(), "get must not store a login");
 }
 
 #[test]
@@ -344,10 +276,7 @@ fn skopeo_inspect_with_wrong_key_gets_the_registry_refusal() {
     let inspect = scenario.inspect();
     inspect.assert_failure();
     assert_no_crash(&inspect);
-    assert!(
-        is_unauthorized(&inspect.all_text()),
-        "skopeo should report the registry's refusal:\n{inspect}"
-    );
+    assert!(is_unauthorized(&inspect.all_text()), "skopeo should report the registry's refusal:\n{inspect}");
     assert!(!inspect.all_text().contains(wrong_key), "{inspect}");
 
     // The helper itself answered normally: the key is the registry's to judge.

@@ -53,25 +53,15 @@ impl OciImage {
             "layers": [layer_descriptor],
         });
         let mut manifest_descriptor = write_blob(&blobs, MANIFEST_MEDIA_TYPE, &to_bytes(&manifest));
-        let manifest_digest = manifest_descriptor["digest"]
-            .as_str()
-            .expect("digest is a string")
-            .to_string();
+        let manifest_digest = manifest_descriptor["digest"].as_str().expect("digest is a string").to_string();
         manifest_descriptor["annotations"] = json!({ "org.opencontainers.image.ref.name": tag });
 
         let index = json!({ "schemaVersion": 2, "manifests": [manifest_descriptor] });
         fs::write(dir.join("index.json"), to_bytes(&index)).expect("write index.json");
-        fs::write(
-            dir.join("oci-layout"),
-            to_bytes(&json!({ "imageLayoutVersion": "1.0.0" })),
-        )
-        .expect("write oci-layout");
+        fs::write(dir.join("oci-layout"), to_bytes(&json!({ "imageLayoutVersion": "1.0.0" })))
+            .expect("write oci-layout");
 
-        OciImage {
-            dir: dir.to_path_buf(),
-            tag: tag.to_string(),
-            manifest_digest,
-        }
+        OciImage { dir: dir.to_path_buf(), tag: tag.to_string(), manifest_digest }
     }
 
     /// The `oci:<dir>:<tag>` reference of the containers-transports(5) syntax.
@@ -106,9 +96,7 @@ fn layer_tar(name: &str, content: &[u8]) -> Vec<u8> {
     header.set_uid(0);
     header.set_gid(0);
     header.set_entry_type(tar::EntryType::Regular);
-    builder
-        .append_data(&mut header, name, content)
-        .expect("append file to layer");
+    builder.append_data(&mut header, name, content).expect("append file to layer");
     builder.into_inner().expect("finish layer tar")
 }
 

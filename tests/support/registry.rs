@@ -37,28 +37,18 @@ impl Tls {
     pub fn generate(dir: &Path, names: &[&str]) -> Tls {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "docker-credential-icr e2e test CA");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        ca_params.distinguished_name.push(DnType::CommonName, "docker-credential-icr e2e test CA");
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let ca_key = KeyPair::generate().expect("CA key");
         let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut all_names: Vec<String> = ["127.0.0.1", "::1", "localhost"]
-            .iter()
-            .chain(names)
-            .map(|n| n.to_string())
-            .collect();
+        let mut all_names: Vec<String> =
+            ["127.0.0.1", "::1", "localhost"].iter().chain(names).map(|n| n.to_string()).collect();
         all_names.dedup();
         let mut params = CertificateParams::new(all_names).expect("server cert params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "docker-credential-icr e2e registry");
+        params.distinguished_name.push(DnType::CommonName, "docker-credential-icr e2e registry");
         params.use_authority_key_identifier_extension = true;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().expect("server key");
@@ -112,10 +102,7 @@ pub struct Registry {
 impl Registry {
     /// A registry that requires basic auth; `users` are (name, password) pairs.
     pub fn with_users(users: &[(&str, &str)]) -> Registry {
-        let users = users
-            .iter()
-            .map(|(u, p)| (u.to_string(), p.to_string()))
-            .collect();
+        let users = users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
         Self::start(Auth::Htpasswd(users))
     }
 
@@ -138,19 +125,13 @@ impl Registry {
                 }
             }
         }
-        panic!(
-            "the test registry did not come up:\n{}",
-            failures.join("\n---\n")
-        );
+        panic!("the test registry did not come up:\n{}", failures.join("\n---\n"));
     }
 
     /// One attempt on a fresh port and a fresh dir; the error says whether another process
     /// took the port (worth another attempt) or something else went wrong.
     fn try_start(binary: &Path, auth: &Auth) -> Result<Registry, (String, bool)> {
-        let dir = tempfile::Builder::new()
-            .prefix("icr-e2e-registry-")
-            .tempdir()
-            .expect("create registry temp dir");
+        let dir = tempfile::Builder::new().prefix("icr-e2e-registry-").tempdir().expect("create registry temp dir");
         let tls = Tls::generate(dir.path(), &[]);
         if let Auth::Htpasswd(users) = auth {
             let htpasswd = dir.path().join("htpasswd");
@@ -175,13 +156,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut registry = Registry {
-            child,
-            port,
-            dir,
-            tls,
-            cert_dir,
-        };
+        let mut registry = Registry { child, port, dir, tls, cert_dir };
         match registry.wait_ready(matches!(auth, Auth::Htpasswd(_))) {
             Ok(()) => Ok(registry),
             Err(failure) => {
@@ -263,9 +238,7 @@ impl Registry {
                 Err(e) => format!("GET {url}: {e}"),
             };
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "not ready after {READY_TIMEOUT:?} (wanted {expected}): {last}"
-                ));
+                return Err(format!("not ready after {READY_TIMEOUT:?} (wanted {expected}): {last}"));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -273,12 +246,9 @@ impl Registry {
 
     /// An HTTPS client that trusts only this registry's CA and reports every status as a value.
     pub fn https_agent(&self) -> ureq::Agent {
-        let ca = ureq::tls::Certificate::from_pem(self.tls.ca_text().as_bytes())
-            .expect("parse test CA")
-            .to_owned();
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
-            .build();
+        let ca = ureq::tls::Certificate::from_pem(self.tls.ca_text().as_bytes()).expect("parse test CA").to_owned();
+        let tls =
+            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca]))).build();
         ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
@@ -314,10 +284,7 @@ fn append_htpasswd(path: &Path, user: &str, password: &str) {
     let output = run_bounded(command, None, COMMAND_TIMEOUT);
     output.assert_success();
     let line = output.stdout.trim();
-    assert!(
-        line.starts_with(&format!("{user}:$2")),
-        "unexpected htpasswd output:\n{output}"
-    );
+    assert!(line.starts_with(&format!("{user}:$2")), "unexpected htpasswd output:\n{output}");
     let mut file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -331,10 +298,9 @@ fn append_htpasswd(path: &Path, user: &str, password: &str) {
 fn config_yaml(dir: &Path, tls: &Tls, port: u16, auth: &Auth) -> String {
     let auth_section = match auth {
         Auth::Anonymous => String::new(),
-        Auth::Htpasswd(_) => format!(
-            "auth:\n  htpasswd:\n    realm: icr-e2e\n    path: {}\n",
-            dir.join("htpasswd").display()
-        ),
+        Auth::Htpasswd(_) => {
+            format!("auth:\n  htpasswd:\n    realm: icr-e2e\n    path: {}\n", dir.join("htpasswd").display())
+        }
     };
     format!(
         "version: 0.1\n\
