@@ -1,0 +1,318 @@
+//! Shared harness for the end-to-end tests: real container clients (skopeo today; podman,
+//! buildah and docker later) driving the built `docker-credential-icr` against a real registry
+//! on loopback.
+//!
+//! - [`registry`]: a throwaway CA, a TLS certificate and a CNCF distribution registry process.
+//! - [`image`]: a tiny OCI image layout built in-process, so pushes need no internet.
+//! - this file: [`Helper`], an isolated HOME with the helper on `PATH`, and [`Helper::run`], which
+//!   runs a client in that environment with a bounded timeout.
+//!
+//! Every test binary includes this module with `mod support;` and uses only part of it.
+#![allow(dead_code)]
+
+pub mod image;
+pub mod registry;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long one client command may run before it is killed and the test fails.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Directories searched for clients, after the helper's own bin dir.
+const SYSTEM_PATH: &str = "/usr/bin:/bin";
+
+/// Fails the test loudly when a tool the end-to-end tests need is not installed.
+pub fn require_tool(name: &str, debian_package: &str) -> PathBuf {
+    SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(name)).find(|path| path.is_file()).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is required by this end-to-end test but was not found in {SYSTEM_PATH}; \
+                 install it with `apt-get install -y {debian_package}`"
+        )
+    })
+}
+
+/// Writes `value` as pretty JSON, creating parent directories.
+pub fn write_json(path: &Path, value: &serde_json::Value) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    }
+    let text = serde_json::to_string_pretty(value).expect("serialize JSON");
+    fs::write(path, text + "\n").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The Unix permission bits (`0o777` part) of a file or directory.
+pub fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+/// The built helper in an isolated environment: a temp HOME with XDG directories beneath it, a
+/// bin dir that holds `docker-credential-icr` (a symlink to the binary under test) and nothing
+/// else of the caller's environment. Clients run through [`Helper::run`] find the helper on
+/// `PATH` exactly as they would on a user's machine.
+pub struct Helper {
+    home: TempDir,
+    extra_env: Vec<(OsString, OsString)>,
+}
+
+impl Helper {
+    pub const NAME: &'static str = "docker-credential-icr";
+
+    /// The binary cargo built for this test run.
+    pub fn binary() -> &'static Path {
+        Path::new(env!("CARGO_BIN_EXE_docker-credential-icr"))
+    }
+
+    pub fn new() -> Helper {
+        let home = tempfile::Builder::new().prefix("icr-e2e-home-").tempdir().expect("create temp HOME");
+        let helper = Helper { home, extra_env: Vec::new() };
+        for dir in [helper.bin_dir(), helper.config_home(), helper.cache_home(), helper.tmp_dir()] {
+            fs::create_dir_all(&dir).expect("create dir under temp HOME");
+        }
+        // containers/image wants a private runtime dir, as on a real login session.
+        fs::create_dir_all(helper.runtime_dir()).expect("create XDG_RUNTIME_DIR");
+        fs::set_permissions(helper.runtime_dir(), fs::Permissions::from_mode(0o700)).expect("chmod XDG_RUNTIME_DIR");
+        symlink(Self::binary(), helper.bin_dir().join(Self::NAME)).expect("symlink the helper");
+        helper.write_containers_config();
+        helper
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn bin_dir(&self) -> PathBuf {
+        self.home().join("bin")
+    }
+
+    /// `$XDG_CONFIG_HOME`.
+    pub fn config_home(&self) -> PathBuf {
+        self.home().join(".config")
+    }
+
+    /// `$XDG_CACHE_HOME`.
+    pub fn cache_home(&self) -> PathBuf {
+        self.home().join(".cache")
+    }
+
+    /// `$XDG_RUNTIME_DIR`.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.home().join("run")
+    }
+
+    /// `$TMPDIR`: clients stage blobs here instead of the machine's /var/tmp.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.home().join("tmp")
+    }
+
+    /// The helper's own directory under `$XDG_CONFIG_HOME` (SPEC section 5).
+    pub fn helper_config_dir(&self) -> PathBuf {
+        self.config_home().join(Self::NAME)
+    }
+
+    /// The user-written config file, `config.json`.
+    pub fn config_path(&self) -> PathBuf {
+        self.helper_config_dir().join("config.json")
+    }
+
+    /// The logins kept by `store`, `credentials.json`.
+    pub fn credentials_path(&self) -> PathBuf {
+        self.helper_config_dir().join("credentials.json")
+    }
+
+    /// The containers signature policy used by skopeo, podman and buildah in this HOME.
+    pub fn policy_path(&self) -> PathBuf {
+        self.config_home().join("containers").join("policy.json")
+    }
+
+    /// Writes the helper's config file. Its directory is created `0700`, as the helper creates
+    /// it, so that a test config does not loosen the directory that `store` writes logins into.
+    pub fn write_config(&self, config: &serde_json::Value) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.helper_config_dir())
+            .expect("create the helper's config dir");
+        write_json(&self.config_path(), config);
+    }
+
+    /// Adds (or replaces) a variable in the environment of every command run from now on.
+    pub fn set_env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
+        let key = key.into();
+        self.extra_env.retain(|(k, _)| *k != key);
+        self.extra_env.push((key, value.into()));
+    }
+
+    /// A command for `program` (looked up on the isolated `PATH`) with the cleared environment.
+    pub fn command(&self, program: &str) -> Command {
+        let path = format!("{}:{SYSTEM_PATH}", self.bin_dir().display());
+        let program_path = if program.contains('/') {
+            PathBuf::from(program)
+        } else if program == Self::NAME {
+            self.bin_dir().join(program)
+        } else {
+            let package = match program {
+                "docker" => "docker.io",
+                other => other,
+            };
+            require_tool(program, package)
+        };
+        let mut command = Command::new(program_path);
+        command
+            .env_clear()
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.config_home())
+            .env("XDG_CACHE_HOME", self.cache_home())
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("TMPDIR", self.tmp_dir())
+            .env("PATH", path)
+            .env("LANG", "C.UTF-8")
+            .current_dir(self.home());
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// Runs `program args…` in the isolated environment, feeding `stdin` (if any), and kills
+    /// it after [`COMMAND_TIMEOUT`].
+    pub fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = self.command(program);
+        command.args(args);
+        run_bounded(command, stdin, COMMAND_TIMEOUT)
+    }
+
+    /// Like [`Helper::run`], and fails the test (printing everything) unless it succeeded.
+    pub fn run_ok(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let output = self.run(program, args, stdin);
+        output.assert_success();
+        output
+    }
+
+    /// Runs the helper itself: `docker-credential-icr <action>` with `stdin`.
+    pub fn run_helper(&self, action: &str, stdin: &str) -> Output {
+        self.run(Self::NAME, &[action], Some(stdin))
+    }
+
+    /// Keeps clients hermetic: a permissive signature policy (the test images are unsigned) and
+    /// a registries.conf of our own instead of the machine's.
+    fn write_containers_config(&self) {
+        write_json(&self.policy_path(), &serde_json::json!({ "default": [{ "type": "insecureAcceptAnything" }] }));
+        let registries = self.config_home().join("containers").join("registries.conf");
+        fs::write(registries, "unqualified-search-registries = []\n").expect("write registries.conf");
+    }
+}
+
+impl Default for Helper {
+    fn default() -> Self {
+        Helper::new()
+    }
+}
+
+/// What a finished command left behind.
+pub struct Output {
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    #[track_caller]
+    pub fn assert_success(&self) {
+        assert!(self.success(), "command failed:\n{self}");
+    }
+
+    #[track_caller]
+    pub fn assert_failure(&self) {
+        assert!(!self.success(), "command unexpectedly succeeded:\n{self}");
+    }
+
+    /// stdout and stderr together, for matching messages wherever a client prints them.
+    pub fn all_text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "$ {}", self.command)?;
+        writeln!(f, "status: {}", self.status)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// Runs `command` to completion or until `timeout`, whichever comes first; on expiry the
+/// process is killed and the test fails with what it had printed so far.
+pub fn run_bounded(mut command: Command, stdin: Option<&str>, timeout: Duration) -> Output {
+    let description = describe(&command);
+    command
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start `{description}`: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let input = input.to_owned();
+        // A writer thread, so that a child that never reads cannot block us past the timeout.
+        thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let status = wait_bounded(&mut child, timeout);
+    let output = Output {
+        command: description,
+        status: status.unwrap_or_else(|| {
+            let _ = child.kill();
+            child.wait().expect("reap killed child")
+        }),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    assert!(status.is_some(), "command killed after {timeout:?}:\n{output}");
+    output
+}
+
+/// Polls for the child's exit until `timeout`; `None` when it is still running.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn describe(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}

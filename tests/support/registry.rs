@@ -1,0 +1,316 @@
+//! A real container registry on loopback for end-to-end tests: a throwaway CA and server
+//! certificate ([`Tls`]) and a CNCF distribution registry process ([`Registry`]) serving
+//! HTTPS on 127.0.0.1 with an OS-chosen port, htpasswd (bcrypt) or no authentication, and
+//! filesystem storage in a temp dir. The process is killed when the [`Registry`] is dropped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tempfile::TempDir;
+
+use super::{require_tool, run_bounded, COMMAND_TIMEOUT};
+
+/// How long a freshly started registry may take to answer `/v2/`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many fresh ports to try when another process grabs ours between probe and bind.
+const PORT_ATTEMPTS: usize = 5;
+
+/// A throwaway CA and a server certificate it signed, as PEM files in a directory.
+pub struct Tls {
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    ca_text: String,
+}
+
+impl Tls {
+    /// Generates the CA and a server certificate valid for `names` (DNS names or IP addresses)
+    /// plus `127.0.0.1`, `::1` and `localhost`, and writes `ca.pem`, `server.pem` and
+    /// `server-key.pem` into `dir`.
+    pub fn generate(dir: &Path, names: &[&str]) -> Tls {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "docker-credential-icr e2e test CA");
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut all_names: Vec<String> =
+            ["127.0.0.1", "::1", "localhost"].iter().chain(names).map(|n| n.to_string()).collect();
+        all_names.dedup();
+        let mut params = CertificateParams::new(all_names).expect("server cert params");
+        params.distinguished_name.push(DnType::CommonName, "docker-credential-icr e2e registry");
+        params.use_authority_key_identifier_extension = true;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &issuer).expect("sign server cert");
+
+        let tls = Tls {
+            ca_pem: dir.join("ca.pem"),
+            cert_pem: dir.join("server.pem"),
+            key_pem: dir.join("server-key.pem"),
+            ca_text: ca_cert.pem(),
+        };
+        fs::write(&tls.ca_pem, &tls.ca_text).expect("write ca.pem");
+        fs::write(&tls.cert_pem, cert.pem()).expect("write server.pem");
+        fs::write(&tls.key_pem, key.serialize_pem()).expect("write server-key.pem");
+        tls
+    }
+
+    /// The CA certificate in PEM form.
+    pub fn ca_text(&self) -> &str {
+        &self.ca_text
+    }
+
+    /// Lays out `<certs_d>/<host>/ca.crt` (containers-certs.d(5), also docker's
+    /// `/etc/docker/certs.d`) and returns the per-host directory, which is what skopeo's
+    /// `--cert-dir`, `--src-cert-dir` and `--dest-cert-dir` expect.
+    pub fn write_certs_d(&self, certs_d: &Path, host: &str) -> PathBuf {
+        let dir = certs_d.join(host);
+        fs::create_dir_all(&dir).expect("create certs.d/<host>");
+        fs::write(dir.join("ca.crt"), &self.ca_text).expect("write ca.crt");
+        dir
+    }
+}
+
+/// How a [`Registry`] authenticates clients.
+enum Auth {
+    /// Anyone may pull and push.
+    Anonymous,
+    /// htpasswd (bcrypt) with these users.
+    Htpasswd(Vec<(String, String)>),
+}
+
+/// A running distribution registry (`/usr/bin/docker-registry serve`) on `127.0.0.1:<port>`.
+pub struct Registry {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+    tls: Tls,
+    cert_dir: PathBuf,
+}
+
+impl Registry {
+    /// A registry that requires basic auth; `users` are (name, password) pairs.
+    pub fn with_users(users: &[(&str, &str)]) -> Registry {
+        let users = users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
+        Self::start(Auth::Htpasswd(users))
+    }
+
+    /// A registry without authentication, for anonymous pulls.
+    pub fn anonymous() -> Registry {
+        Self::start(Auth::Anonymous)
+    }
+
+    fn start(auth: Auth) -> Registry {
+        let binary = require_tool("docker-registry", "docker-registry");
+        let mut failures = Vec::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match Self::try_start(&binary, &auth) {
+                Ok(registry) => return registry,
+                Err((failure, port_taken)) => {
+                    failures.push(failure);
+                    if !port_taken {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("the test registry did not come up:\n{}", failures.join("\n---\n"));
+    }
+
+    /// One attempt on a fresh port and a fresh dir; the error says whether another process
+    /// took the port (worth another attempt) or something else went wrong.
+    fn try_start(binary: &Path, auth: &Auth) -> Result<Registry, (String, bool)> {
+        let dir = tempfile::Builder::new().prefix("icr-e2e-registry-").tempdir().expect("create registry temp dir");
+        let tls = Tls::generate(dir.path(), &[]);
+        if let Auth::Htpasswd(users) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            File::create(&htpasswd).expect("create htpasswd");
+            for (user, password) in users {
+                append_htpasswd(&htpasswd, user, password);
+            }
+        }
+        fs::create_dir_all(dir.path().join("storage")).expect("create storage dir");
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let cert_dir = tls.write_certs_d(&dir.path().join("certs.d"), &host);
+        let config = dir.path().join("config.yml");
+        fs::write(&config, config_yaml(dir.path(), &tls, port, auth)).expect("config.yml");
+        let log = File::create(dir.path().join("registry.log")).expect("create log");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut registry = Registry { child, port, dir, tls, cert_dir };
+        match registry.wait_ready(matches!(auth, Auth::Htpasswd(_))) {
+            Ok(()) => Ok(registry),
+            Err(failure) => {
+                // Drop kills whatever is left of the process.
+                let log = registry.log();
+                let port_taken = log.contains("address already in use");
+                Err((format!("{host}: {failure}\n{log}"), port_taken))
+            }
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry's name as clients and credential helpers see it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The per-host certificate directory (`…/certs.d/127.0.0.1:PORT`, holding `ca.crt`) for
+    /// skopeo's `--cert-dir`, `--src-cert-dir` and `--dest-cert-dir`.
+    pub fn cert_dir(&self) -> &Path {
+        &self.cert_dir
+    }
+
+    /// The `certs.d` root above [`Registry::cert_dir`], laid out as containers-certs.d(5).
+    pub fn certs_d(&self) -> PathBuf {
+        self.dir.path().join("certs.d")
+    }
+
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
+    /// The bcrypt htpasswd file the registry checks (absent for an anonymous registry).
+    pub fn htpasswd_path(&self) -> PathBuf {
+        self.dir.path().join("htpasswd")
+    }
+
+    /// Adds a user to the htpasswd file; the registry notices the changed file on the next
+    /// request.
+    pub fn add_user(&self, user: &str, password: &str) {
+        append_htpasswd(&self.htpasswd_path(), user, password);
+    }
+
+    /// Everything the registry has logged so far (level debug, text format).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// The users the registry has authenticated so far, in order, from its
+    /// `auth.user.name=<user>` log fields.
+    pub fn authenticated_users(&self) -> Vec<String> {
+        let log = self.log();
+        let mut users: Vec<String> = log
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("auth.user.name="))
+            .map(|user| user.trim_matches('"').to_string())
+            .collect();
+        users.dedup();
+        users
+    }
+
+    /// Polls `GET https://HOST/v2/` until it answers as this registry should (401 with auth,
+    /// 200 without), the process exits, or [`READY_TIMEOUT`] passes.
+    fn wait_ready(&mut self, with_auth: bool) -> Result<(), String> {
+        let expected = if with_auth { 401 } else { 200 };
+        let agent = self.https_agent();
+        let url = format!("https://{}/v2/", self.host());
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll registry") {
+                return Err(format!("registry exited with {status}"));
+            }
+            let last = match agent.get(&url).call() {
+                Ok(response) if response.status().as_u16() == expected => return Ok(()),
+                Ok(response) => format!("GET {url} answered {}", response.status()),
+                Err(e) => format!("GET {url}: {e}"),
+            };
+            if Instant::now() >= deadline {
+                return Err(format!("not ready after {READY_TIMEOUT:?} (wanted {expected}): {last}"));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An HTTPS client that trusts only this registry's CA and reports every status as a value.
+    pub fn https_agent(&self) -> ureq::Agent {
+        let ca = ureq::tls::Certificate::from_pem(self.tls.ca_text().as_bytes()).expect("parse test CA").to_owned();
+        let tls =
+            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca]))).build();
+        ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port the OS considers free right now. The listener is closed before the registry binds,
+/// so another process may take the port in between; [`Registry::start`] retries then.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Appends `user:bcrypt(password)` as `htpasswd -Bbn` prints it.
+fn append_htpasswd(path: &Path, user: &str, password: &str) {
+    let htpasswd = require_tool("htpasswd", "apache2-utils");
+    let mut command = Command::new(htpasswd);
+    command.env_clear().args(["-Bbn", user, password]);
+    let output = run_bounded(command, None, COMMAND_TIMEOUT);
+    output.assert_success();
+    let line = output.stdout.trim();
+    assert!(line.starts_with(&format!("{user}:$2")), "unexpected htpasswd output:\n{output}");
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    writeln!(file, "{line}").expect("append to htpasswd");
+}
+
+/// The registry's config. Log level debug, because at info the registry names the
+/// authenticated user (`auth.user.name`) only on failed requests, and tests assert on it.
+fn config_yaml(dir: &Path, tls: &Tls, port: u16, auth: &Auth) -> String {
+    let auth_section = match auth {
+        Auth::Anonymous => String::new(),
+        Auth::Htpasswd(_) => {
+            format!("auth:\n  htpasswd:\n    realm: icr-e2e\n    path: {}\n", dir.join("htpasswd").display())
+        }
+    };
+    format!(
+        "version: 0.1\n\
+         log:\n  level: debug\n  formatter: text\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: icr-e2e-not-a-secret\n\
+         \x20 tls:\n    certificate: {cert}\n    key: {key}\n\
+         {auth_section}",
+        storage = dir.join("storage").display(),
+        cert = tls.cert_pem.display(),
+        key = tls.key_pem.display(),
+    )
+}
