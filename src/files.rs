@@ -17,9 +17,19 @@ use std::time::{Duration, Instant};
 /// How long a writer waits for another to finish before giving up with a clear error.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Creates `dir` and its missing parents with mode 0700. An existing directory is left as it is.
+/// Creates `dir` and its missing parents with mode 0700. An existing directory of ours
+/// (`…/docker-credential-icr`) that others can enter is tightened to 0700; any other existing
+/// directory (one a user chose with `DOCKER_CREDENTIAL_ICR_CONFIG`, say) is the user's to set,
+/// and the files in it are 0600 anyway.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if dir.file_name().is_some_and(|n| n == crate::context::APP_DIR) {
+        let mode = fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
 }
 
 /// An exclusive lock, held until dropped.
@@ -105,6 +115,20 @@ mod tests {
         assert_eq!(fs::metadata(tmp.path().join("a/b")).unwrap().permissions().mode() & 0o777, 0o700);
         let names: Vec<_> = fs::read_dir(tmp.path().join("a/b")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("secret.json")], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn our_own_directory_is_tightened_but_a_users_directory_is_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = tmp.path().join("docker-credential-icr");
+        let theirs = tmp.path().join("etc-icr");
+        for dir in [&ours, &theirs] {
+            fs::create_dir(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+            write_atomic(&dir.join("credentials.json"), b"{}").unwrap();
+        }
+        assert_eq!(fs::metadata(&ours).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&theirs).unwrap().permissions().mode() & 0o777, 0o755);
     }
 
     #[test]
