@@ -14,6 +14,9 @@ impl Source for StoredLogin {
     }
 
     fn find(&self, ctx: &Context, registry: &Registry) -> Result<Lookup> {
+        if ctx.config_path().is_none() {
+            return Ok(Lookup::Missed("no config directory, so no stored logins".to_owned()));
+        }
         let logins = ctx.logins()?;
         let Some(login) = logins.get(registry)? else {
             return Ok(Lookup::Missed(format!("no login stored for {registry} in {}", logins.path().display())));
