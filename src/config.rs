@@ -6,6 +6,8 @@
 //! Validation happens inside deserialization (`try_from`), so serde_json supplies the position.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -80,11 +82,15 @@ impl Config {
         let fail = |e: String| Error::failed(format!("config file {}: {e}", path.display()));
         // serde_path_to_error names the key of a type error, which serde_json alone does not.
         let mut json = serde_json::Deserializer::from_str(text);
-        let raw: RawTop =
-            serde_path_to_error::deserialize(&mut json).map_err(|e| match e.path().to_string().as_str() {
-                "." => fail(e.inner().to_string()),
+        let Object(raw): Object<RawTop> = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            // The path is `.` at the top and ends in `?` where the input ended before a key did.
+            let path = e.path().to_string();
+            let path = path.strip_suffix('?').unwrap_or(&path);
+            match path.strip_suffix('.').unwrap_or(path) {
+                "" => fail(e.inner().to_string()),
                 path => fail(format!("{path}: {}", e.inner())),
-            })?;
+            }
+        })?;
         json.end().map_err(|e| fail(e.to_string()))?;
         let located = |keys: &[&str], message: String| {
             let at = line_of(text, keys).map(|line| format!(" at line {line}")).unwrap_or_default();
@@ -94,11 +100,12 @@ impl Config {
             Some(text) => Some(Endpoint::parse(&text).map_err(|e| located(&["iamEndpoint"], e))?),
             None => None,
         };
-        let credential = credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile)
-            .map_err(|(key, e)| located(&[key], e))?;
+        let credential =
+            credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile.map(|Object(tp)| tp))
+                .map_err(|(key, e)| located(&[key], e))?;
         let mut hosts = BTreeMap::new();
         let mut regions: Vec<(&'static Region, Entry)> = Vec::new();
-        for (key, raw_entry) in raw.registries {
+        for (key, Object(raw_entry)) in raw.registries {
             let entry = entry(raw_entry).map_err(|(field, e)| located(&["registries", &key, field], e))?;
             if let Some(region) = registry::region_named(&key) {
                 if regions.iter().any(|(r, _)| std::ptr::eq(*r, region)) {
@@ -155,10 +162,10 @@ struct RawTop {
     api_key: Option<String>,
     api_key_file: Option<PathBuf>,
     api_key_env: Option<String>,
-    trusted_profile: Option<RawTrustedProfile>,
+    trusted_profile: Option<Object<RawTrustedProfile>>,
     iam_endpoint: Option<String>,
     #[serde(default)]
-    registries: BTreeMap<String, RawEntry>,
+    registries: BTreeMap<String, Object<RawEntry>>,
 }
 
 #[derive(Deserialize)]
@@ -177,7 +184,32 @@ struct RawEntry {
     api_key: Option<String>,
     api_key_file: Option<PathBuf>,
     api_key_env: Option<String>,
-    trusted_profile: Option<RawTrustedProfile>,
+    trusted_profile: Option<Object<RawTrustedProfile>>,
+}
+
+/// A JSON object and nothing else. A derived struct also accepts an array of its fields in
+/// declaration order, which would make `[null, "key", …]` a valid config file with no key
+/// named at all; the file is keyed, so only its object form is taken.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+
+        deserializer.deserialize_map(Visitor(PhantomData))
+    }
 }
 
 /// A validation error: the offending key and what is wrong with it.
@@ -190,7 +222,8 @@ fn entry(raw: RawEntry) -> Result<Entry, Invalid> {
         })?),
         None => None,
     };
-    let credential = credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile)?;
+    let credential =
+        credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile.map(|Object(tp)| tp))?;
     Ok(Entry { mode: raw.mode, credential, region })
 }
 
@@ -334,6 +367,31 @@ mod tests {
             assert!(err.contains(key), "{err} should name {key}");
             assert!(err.contains(&format!("line {line}")), "{err} should name line {line}");
         }
+    }
+
+    #[test]
+    fn only_the_object_form_of_an_entry_is_taken() {
+        for (text, line) in [
+            ("[null, \"key\", null, null, null, null, {}]", 1),
+            ("{\n \"registries\": {\n  \"de.icr.io\": [null, null, \"key\", null, null, null]\n }\n}", 3),
+            ("{\n \"trustedProfile\": [\"Profile-1\", null, null]\n}", 2),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("invalid type: sequence, expected an object"), "{err}");
+            assert!(err.contains(&format!("line {line}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_error_where_the_input_ends_names_no_placeholder_key() {
+        assert_eq!(
+            parse("{").unwrap_err().to_string(),
+            "config file /etc/icr/config.json: EOF while parsing an object at line 1 column 1"
+        );
+        assert_eq!(
+            parse("{\n \"registries\": {\n  \"de.icr.io\": {").unwrap_err().to_string(),
+            "config file /etc/icr/config.json: registries.de.icr.io: EOF while parsing an object at line 3 column 16"
+        );
     }
 
     #[test]
