@@ -28,6 +28,9 @@ pub fn credentials(ctx: &Context, registry: &Registry) -> Result<Answer> {
         ctx.log.debug(format_args!("{registry} is not an ICR host and not named in the config file"));
         return Err(Error::NotFound);
     }
+    // A bad mode is reported whether or not a source has something, so that it is found before
+    // the day a credential appears.
+    ctx.mode(registry)?;
     let Some(found) = source::find(ctx, registry)? else {
         ctx.log.info(format_args!("{registry}: no credentials in any source"));
         return Err(Error::NotFound);

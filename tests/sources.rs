@@ -497,34 +497,42 @@ fn an_invalid_mode_in_the_config_is_a_clear_error() {
     ));
 }
 
-/// Until the IAM exchange lands, a mode that needs one says so; what exactly it says then will
-/// change, so only the status, the one line and the mode's name are pinned here.
+/// The secret of a `get` answer with this username, which must be a token the fake IAM issued
+/// for this key, never the key itself.
 #[track_caller]
-fn assert_needs_exchange(out: &common::Output, mode: &str, secret: &str) {
-    out.never_shows(secret);
-    let stdout = out.stdout();
-    assert_eq!(out.status, Some(1), "{out}");
-    assert!(stdout.ends_with('\n') && stdout.lines().count() == 1, "one line\n{out}");
-    assert!(stdout.contains(mode), "the line names {mode}\n{out}");
+fn assert_exchanged(out: &common::Output, username: &str, key: &str) -> String {
+    out.never_shows(key);
+    assert_eq!(out.status, Some(0), "{out}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(answer["Username"], username, "{out}");
+    answer["Secret"].as_str().unwrap().to_owned()
 }
 
 #[test]
-fn a_mode_that_needs_an_iam_exchange_fails_with_a_line_naming_the_mode() {
+fn a_mode_that_needs_an_iam_exchange_answers_with_the_exchanged_token() {
     let mut s = Scenario::new();
+    let iam = s.fake_iam();
     s.set("IBMCLOUD_API_KEY", ENV);
     s.set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
-    assert_needs_exchange(&s.get("us.icr.io"), "iambearer", ENV);
+    let bearer = assert_exchanged(&s.get("us.icr.io"), "iambearer", ENV);
+    let claims = fake_iam::jwt_claims(&bearer).expect("a JWT from the fake");
+    assert!(claims.contains(&fake_iam::apikey_subject(ENV)), "{claims}");
     s.set("DOCKER_CREDENTIAL_ICR_MODE", "IAMRefresh");
-    assert_needs_exchange(&s.get("us.icr.io"), "iamrefresh", ENV);
+    let refresh = assert_exchanged(&s.get("us.icr.io"), "iamrefresh", ENV);
+    assert_ne!(refresh, bearer);
+    let grants: Vec<_> = iam.requests().iter().map(|r| r.field("apikey").map(str::to_owned)).collect();
+    assert_eq!(grants, [Some(ENV.to_owned()), Some(ENV.to_owned())]);
 }
 
 #[test]
 fn a_mode_from_the_config_entry_applies_to_its_registry_only() {
     let mut s = Scenario::new();
+    let iam = s.fake_iam();
     s.set("IBMCLOUD_API_KEY", ENV);
     s.write_config(r#"{ "registries": { "eu-de": { "mode": "iambearer" } } }"#);
-    assert_needs_exchange(&s.get("registry.eu-de.bluemix.net"), "iambearer", ENV);
+    assert_exchanged(&s.get("registry.eu-de.bluemix.net"), "iambearer", ENV);
     s.get("us.icr.io").ok(&get_answer("us.icr.io", "iamapikey", ENV));
+    assert_eq!(iam.request_count(), 1);
 }
 
 #[test]
@@ -538,12 +546,14 @@ fn tokens_that_are_already_what_the_mode_asks_for_need_no_exchange() {
 }
 
 #[test]
-fn a_trusted_profile_needs_an_iam_exchange() {
+fn a_trusted_profile_is_exchanged_for_a_bearer_token() {
     let mut s = Scenario::new();
+    let iam = s.fake_iam();
+    iam.add_profile("Profile-0000", "cr-token-0009");
     s.set("IBMCLOUD_CR_PROFILE", "Profile-0000");
     s.set("IBMCLOUD_CR_TOKEN", "cr-token-0009");
-    let out = s.get("us.icr.io");
-    out.never_shows("cr-token-0009");
-    assert_eq!(out.status, Some(1), "{out}");
-    assert!(out.stdout().contains("trusted profile"), "{out}");
+    assert_exchanged(&s.get("us.icr.io"), "iambearer", "cr-token-0009");
+    let request = iam.last_request().expect("one request");
+    assert_eq!(request.field("profile_id"), Some("Profile-0000"));
+    assert_eq!(request.field("cr_token"), Some("cr-token-0009"));
 }

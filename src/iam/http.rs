@@ -284,6 +284,11 @@ fn transport_error(endpoint: &Endpoint, e: ureq::Error) -> Outcome {
             done(format!("TLS with IAM at {endpoint} failed: {}", describe(&e)))
         }
         ureq::Error::Timeout(_) => retry(format!("IAM at {endpoint} did not answer in time")),
+        // std's resolver reports a failed lookup as an uncategorised I/O error; only its text
+        // tells it apart from a refused connection, and it is not worth retrying.
+        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => done(format!(
+            "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
+        )),
         ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
             retry(format!("cannot connect to IAM at {endpoint}: {}", describe(&e)))
         }

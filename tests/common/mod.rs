@@ -43,8 +43,17 @@ impl Scenario {
             ("HOME".to_owned(), s(home.clone())),
             ("XDG_CONFIG_HOME".to_owned(), s(home.join(".config"))),
             ("XDG_CACHE_HOME".to_owned(), s(home.join(".cache"))),
+            // Never the network: a test that exchanges at IAM starts a fake and sets its URL.
+            ("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT".to_owned(), "http://127.0.0.1:9".to_owned()),
         ];
         Scenario { dir, env }
+    }
+
+    /// A fake IAM on loopback that accepts any API key, and this scenario pointed at it.
+    pub fn fake_iam(&mut self) -> fake_iam::FakeIam {
+        let iam = fake_iam::FakeIam::start(fake_iam::Config::new().any_apikey(true));
+        self.set("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", iam.url());
+        iam
     }
 
     /// A variable for every later run of this scenario.
