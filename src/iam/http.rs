@@ -283,6 +283,12 @@ fn transport_error(endpoint: &Endpoint, e: ureq::Error) -> Outcome {
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
             done(format!("TLS with IAM at {endpoint} failed: {}", describe(&e)))
         }
+        // rustls hands a failed handshake (an untrusted certificate, no common protocol) to ureq
+        // as an `io::Error` of kind `InvalidData`: that is TLS, not connectivity, and another
+        // attempt would fail the same way.
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            done(format!("TLS with IAM at {endpoint} failed: {}", io.to_string().replace(['\n', '\r'], " ")))
+        }
         ureq::Error::Timeout(_) => retry(format!("IAM at {endpoint} did not answer in time")),
         // std's resolver reports a failed lookup as an uncategorised I/O error; only its text
         // tells it apart from a refused connection, and it is not worth retrying.
