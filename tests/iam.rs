@@ -533,7 +533,7 @@ fn a_truncated_body_is_one_line() {
     let iam = fake_iam(|c| c.behavior(Behavior::TruncatedBody));
     let (line, _) = failing_get(&bearer_case(&iam));
     // ureq's words for the early close; nothing of the partial body (which holds a token).
-    assert_eq!(line, format!("IAM at {} answered 200, but its body was cut short: io: Peer disconnected", iam.url()));
+    assert_eq!(line, format!("IAM at {} answered 200, but its body was cut short: Peer disconnected", iam.url()));
     assert_eq!(iam.request_count(), 1);
 }
 
@@ -555,7 +555,7 @@ fn a_malformed_200_body_is_one_line() {
 fn a_stalled_iam_ends_within_the_bound() {
     let iam = fake_iam(|c| c.script(vec![Behavior::Stall(Duration::from_secs(60)); 4]));
     let (line, run) = failing_get(&bearer_case(&iam));
-    assert_eq!(line, format!("IAM at {} did not answer in time", iam.url()));
+    assert_eq!(line, format!("IAM at {} did not answer in time: check the network or proxy, or try again", iam.url()));
     assert!(run.elapsed < GET_BOUND, "{:?}", run.elapsed);
 }
 
@@ -566,7 +566,9 @@ fn a_refused_connection_is_one_line() {
     let mut case = Case::with_endpoint(&endpoint);
     case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let (line, _) = failing_get(&case);
-    assert_eq!(line, format!("cannot connect to IAM at {endpoint}: io: Connection refused (os error 111)"));
+    assert_eq!(line, format!(
+            "cannot connect to IAM at {endpoint} (Connection refused (os error 111)): check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
+        ));
 }
 
 #[test]

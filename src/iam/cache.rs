@@ -1,6 +1,6 @@
 //! The token cache, and the single flight that makes N parallel cold `get`s one IAM request.
 //!
-//! One file per key, `<cache dir>/tokens/<sha256>.json`, with a lock file beside it. One file
+//! One file per key, `<cache dir>/<sha256>.json`, with a lock file beside it. One file
 //! per key rather than one file for all: independent credentials never wait for each other, a
 //! corrupt file costs one exchange for one key, and the per-key lock *is* the single flight —
 //! the first process to miss takes the lock and asks IAM; the others wait on the same lock

@@ -97,7 +97,9 @@ enum Outcome {
 impl HttpExchange {
     fn attempt(&self, endpoint: &Endpoint, grant: &Grant, timeout: Duration) -> Outcome {
         if timeout.is_zero() {
-            return Outcome::Done(Err(Error::failed(format!("IAM at {endpoint} did not answer in time"))));
+            return Outcome::Done(Err(Error::failed(format!(
+                "IAM at {endpoint} did not answer in time: check the network or proxy, or try again"
+            ))));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(self.limits.connect.min(timeout)))
@@ -289,22 +291,26 @@ fn transport_error(endpoint: &Endpoint, e: ureq::Error) -> Outcome {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             done(format!("TLS with IAM at {endpoint} failed: {}", io.to_string().replace(['\n', '\r'], " ")))
         }
-        ureq::Error::Timeout(_) => retry(format!("IAM at {endpoint} did not answer in time")),
+        ureq::Error::Timeout(_) => {
+            retry(format!("IAM at {endpoint} did not answer in time: check the network or proxy, or try again"))
+        }
         // std's resolver reports a failed lookup as an uncategorised I/O error; only its text
         // tells it apart from a refused connection, and it is not worth retrying.
         ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => done(format!(
             "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
         )),
-        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
-            retry(format!("cannot connect to IAM at {endpoint}: {}", describe(&e)))
-        }
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => retry(format!(
+            "cannot connect to IAM at {endpoint} ({}): check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT",
+            describe(&e)
+        )),
         _ => done(format!("request to IAM at {endpoint} failed: {}", describe(&e))),
     }
 }
 
 /// A ureq error as one line. ureq's messages hold the URL at most, never the request body.
 fn describe(e: &ureq::Error) -> String {
-    e.to_string().replace(['\n', '\r'], " ")
+    let text = e.to_string().replace(['\n', '\r'], " ");
+    text.strip_prefix("io: ").map(str::to_owned).unwrap_or(text)
 }
 
 #[cfg(test)]
