@@ -262,7 +262,8 @@ fn plan(path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
     if !remove {
         notes.extend(auths_notes(&root, hosts, &path));
     }
-    let new_text = if root == before && original.is_some() { None } else { Some(render(&root, text)) };
+    // Edits only add or remove entries, so an equal map is an unchanged file.
+    let new_text = if root == before { None } else { Some(render(&root, text)) };
     if new_text.is_some() {
         if let Some((_, mode)) = &original {
             if mode & 0o222 == 0 {
