@@ -17,8 +17,9 @@ pub const VERSION_LINE: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: docker-credential-icr <get|store|erase|list|version>
+       docker-credential-icr <configure|explain|exec> [arguments…]
 
 A docker credential helper for IBM Cloud Container Registry (icr.io). Docker, podman, skopeo and
 buildah call it through a \"credHelpers\" entry; it reads the request on standard input and
@@ -31,6 +32,15 @@ Actions:
   list       print the stored logins and configured registries as JSON
   version    print the version (also --version, -v)
   help       print this help (also --help, -h)
+
+Subcommands (for people; output on stdout, errors on stderr; see `<subcommand> --help`):
+  configure [--registries HOST,HOST | --all] [--docker-config PATH] [--containers-auth PATH]
+            [--remove] [--dry-run]
+             wire the helper into docker's config.json and the containers auth file
+  explain <server URL> [--check]
+             show which credentials get would answer, from which source, and why
+  exec <server URL> -- <command> [args…]
+             run a command with ICR_USERNAME, ICR_PASSWORD and CF_DOCKER_PASSWORD set
 
 Credentials come from, in order: a stored login, the config file's entry for the registry,
 IBMCLOUD_API_KEY / IC_API_KEY / BLUEMIX_API_KEY / IBMCLOUD_IAM_TOKEN / IBMCLOUD_CR_PROFILE,
@@ -66,6 +76,12 @@ pub fn run(
         CachedExchange { inner: exchange, cache: token_cache(env), clock: &clock, log: &log, lock_timeout: LOCK_WAIT };
     let ctx = Context::new(env, &log, &clock, &cached);
 
+    // The subcommands for humans take their own arguments; the protocol actions take none.
+    if let [name, rest @ ..] = args {
+        if let Some(status) = crate::commands::run(name, rest, &ctx, stdout) {
+            return status;
+        }
+    }
     let action = match args {
         [action] => action.as_str(),
         [] => {

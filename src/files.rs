@@ -71,13 +71,19 @@ pub fn lock(lock_file: &Path, timeout: Duration) -> io::Result<Option<Lock>> {
 
 /// Replaces `target` with `contents` atomically, mode 0600. The caller holds the lock.
 pub fn write_atomic(target: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic_with_mode(target, contents, 0o600)
+}
+
+/// Like [`write_atomic`], with the file's permission bits given: for files the helper edits
+/// but does not own (docker's `config.json` may be 0644), which keep the mode they had.
+pub fn write_atomic_with_mode(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let prefix = format!(".{}.", target.file_name().unwrap_or_default().to_string_lossy());
     // `tempfile` creates the file with O_EXCL and mode 0600 and removes it if we fail before
     // the rename; writing that by hand is where atomic-write code usually goes wrong.
     let mut temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir)?;
-    temp.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+    temp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     temp.persist(target).map_err(|e| e.error)?;
@@ -129,6 +135,15 @@ mod tests {
         }
         assert_eq!(fs::metadata(&ours).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&theirs).unwrap().permissions().mode() & 0o777, 0o755);
+    }
+
+    #[test]
+    fn atomic_write_with_mode_keeps_the_given_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("config.json");
+        write_atomic_with_mode(&target, b"{}", 0o644).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
+        assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o644);
     }
 
     #[test]

@@ -286,3 +286,90 @@ fn skopeo_inspect_with_wrong_key_gets_the_registry_refusal() {
     assert_eq!(answer["Username"], "iamapikey", "{get}");
     assert_eq!(answer["Secret"], wrong_key, "{get}");
 }
+
+/// Podman, rootful, with throwaway storage under the client's HOME: nothing touches the
+/// machine's own image store.
+fn podman(client: &Helper, args: &[&str]) -> Output {
+    let root = client.home().join("podman-root");
+    let runroot = client.home().join("podman-runroot");
+    let (root, runroot) = (root.to_str().expect("UTF-8 path"), runroot.to_str().expect("UTF-8 path"));
+    let mut all = vec!["--root", root, "--runroot", runroot, "--storage-driver", "vfs"];
+    all.extend(args);
+    client.run("podman", &all, None)
+}
+
+#[test]
+fn fresh_home_wired_by_configure_alone_serves_skopeo_and_podman() {
+    support::require_tool("skopeo", "skopeo");
+    support::require_tool("podman", "podman");
+    let registry = Registry::with_users(&[("iamapikey", API_KEY)]);
+    let mut client = Helper::new();
+    let host = registry.host();
+    // The helper's own config names the loopback registry (it is no ICR host); the clients'
+    // files are written by `configure` and nothing else.
+    client.write_config(&json!({ "registries": { host.clone(): {} } }));
+    let authfile = client.home().join("containers-auth.json");
+    client.set_env("REGISTRY_AUTH_FILE", &authfile);
+    let configure = client.run_ok(Helper::NAME, &["configure", "--registries", &host], None);
+    let docker_config = client.home().join(".docker/config.json");
+    assert_eq!(
+        configure.stdout,
+        format!(
+            "{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n",
+            docker_config.display(),
+            authfile.display()
+        ),
+        "{configure}"
+    );
+    assert_eq!(configure.stderr, "", "the helper is on PATH, so no warning: {configure}");
+
+    let cert_dir = registry.cert_dir().to_str().expect("UTF-8 path");
+    let login = ["login", "--cert-dir", cert_dir, "-u", "iamapikey", "--password-stdin", &host];
+    client.run_ok("skopeo", &login, Some(&format!("{API_KEY}\n")));
+    let stored = fs::read_to_string(client.credentials_path()).expect("login stored through the helper");
+    assert!(stored.contains(&host), "{stored}");
+    let authfile_text = fs::read_to_string(&authfile).expect("read auth file");
+    let authfile_json: serde_json::Value = serde_json::from_str(&authfile_text).expect("auth file is JSON");
+    assert!(!authfile_text.contains(API_KEY), "{authfile_text}");
+    assert!(authfile_json["auths"].get(&host).is_none(), "skopeo login stored in the auth file:\n{authfile_text}");
+
+    let image = OciImage::build(&client.home().join("image"), "latest", "wired by configure\n");
+    let target = format!("docker://{host}/ns/img:configured");
+    client.run_ok("skopeo", &["copy", "--dest-cert-dir", cert_dir, &image.reference(), &target], None);
+    let inspect = client.run_ok("skopeo", &["inspect", "--cert-dir", cert_dir, &target], None);
+    assert_eq!(inspected_digest(&inspect.stdout), image.manifest_digest);
+
+    // podman reads the same wiring: logs in through the helper and pulls with what it answers.
+    let podman_login = ["login", "--tls-verify", "--cert-dir", cert_dir, "-u", "iamapikey", "--password-stdin", &host];
+    let mut login_command = client.command("podman");
+    let root = client.home().join("podman-root");
+    let runroot = client.home().join("podman-runroot");
+    login_command
+        .args(["--root", root.to_str().unwrap(), "--runroot", runroot.to_str().unwrap(), "--storage-driver", "vfs"])
+        .args(podman_login);
+    support::run_bounded(login_command, Some(&format!("{API_KEY}\n")), support::COMMAND_TIMEOUT).assert_success();
+    let authfile_text = fs::read_to_string(&authfile).expect("read auth file");
+    assert!(!authfile_text.contains(API_KEY), "podman login wrote the key into the auth file:\n{authfile_text}");
+    let pull = podman(&client, &["pull", "--tls-verify", "--cert-dir", cert_dir, &format!("{host}/ns/img:configured")]);
+    pull.assert_success();
+    let images = podman(&client, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    images.assert_success();
+    assert_eq!(images.stdout, format!("{host}/ns/img:configured\n"), "{images}");
+    scenario_users_are_iamapikey_only(&registry);
+
+    // And `configure --remove` unwires both files again.
+    let remove = client.run_ok(Helper::NAME, &["configure", "--remove", "--registries", &host], None);
+    assert!(remove.stdout.contains(&format!("  - credHelpers \"{host}\": \"icr\"\n")), "{remove}");
+    let docker_text = fs::read_to_string(&docker_config).expect("read docker config");
+    assert!(!docker_text.contains(&host), "{docker_text}");
+}
+
+#[track_caller]
+fn scenario_users_are_iamapikey_only(registry: &Registry) {
+    let users = registry.authenticated_users();
+    assert!(
+        !users.is_empty() && users.iter().all(|u| u == "iamapikey"),
+        "the registry should have authenticated iamapikey and no one else, got {users:?}:\n{}",
+        registry.log()
+    );
+}

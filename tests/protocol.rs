@@ -15,26 +15,8 @@ const VERSION: &str = concat!(
     "\n"
 );
 
-const USAGE: &str = "\
-Usage: docker-credential-icr <get|store|erase|list|version>
-
-A docker credential helper for IBM Cloud Container Registry (icr.io). Docker, podman, skopeo and
-buildah call it through a \"credHelpers\" entry; it reads the request on standard input and
-answers on standard output.
-
-Actions:
-  get        print the credentials for the server URL on stdin
-  store      keep the login given as JSON on stdin ({\"ServerURL\",\"Username\",\"Secret\"})
-  erase      forget the stored login for the server URL on stdin
-  list       print the stored logins and configured registries as JSON
-  version    print the version (also --version, -v)
-  help       print this help (also --help, -h)
-
-Credentials come from, in order: a stored login, the config file's entry for the registry,
-IBMCLOUD_API_KEY / IC_API_KEY / BLUEMIX_API_KEY / IBMCLOUD_IAM_TOKEN / IBMCLOUD_CR_PROFILE,
-the config file's default, and the ibmcloud CLI session.
-See docker-credential-icr(1) and README.md.
-";
+/// The usage text is the library's; here it is checked to be what all three spellings print.
+use docker_credential_icr::cli::USAGE;
 
 const UNKNOWN_TAIL: &str = "expected get, store, erase, list or version (see --help)";
 
@@ -53,6 +35,10 @@ fn help_prints_the_usage_on_stdout() {
     let s = Scenario::new();
     for arg in ["help", "--help", "-h"] {
         s.run(&[arg], "").ok(USAGE);
+    }
+    assert!(USAGE.starts_with("Usage: docker-credential-icr "), "{USAGE}");
+    for word in ["get", "store", "erase", "list", "version", "configure", "explain", "exec", "--help"] {
+        assert!(USAGE.contains(word), "the usage names {word}");
     }
 }
 

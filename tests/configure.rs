@@ -1,0 +1,440 @@
+//! `configure` on golden config files: docker's own (with `credsStore`), with `auths`, with
+//! unknown keys, empty, missing, malformed and read-only. Each run drives the built binary in a
+//! fresh HOME with a cleared environment and checks stdout, stderr, the exit status and the
+//! bytes of every file involved.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-icr");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/configure");
+const PATH_WARNING: &str = "docker-credential-icr: warning: docker-credential-icr is not on PATH, so docker and podman will not find it: install it into a directory on PATH, such as /usr/local/bin\n";
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "status {}\n--- stdout ---\n{}--- stderr ---\n{}", self.status, self.stdout, self.stderr)
+    }
+}
+
+impl Home {
+    /// A fresh HOME whose `bin` holds the helper, so that PATH finds it.
+    fn new() -> Home {
+        let home = Home { dir: tempfile::tempdir().unwrap() };
+        fs::create_dir(home.path("bin")).unwrap();
+        symlink(BIN, home.path("bin/docker-credential-icr")).unwrap();
+        home
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn docker(&self) -> PathBuf {
+        self.path(".docker/config.json")
+    }
+
+    fn containers(&self) -> PathBuf {
+        self.path(".config/containers/auth.json")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", self.path("bin").display()))
+            .current_dir(self.dir.path());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(self.command(args))
+    }
+
+    /// Puts a golden file in place as docker's config, with `mode`.
+    fn install(&self, golden: &str, mode: u32) -> Vec<u8> {
+        let bytes = fs::read(Path::new(DATA).join(golden)).unwrap();
+        fs::create_dir_all(self.path(".docker")).unwrap();
+        fs::write(self.docker(), &bytes).unwrap();
+        fs::set_permissions(self.docker(), fs::Permissions::from_mode(mode)).unwrap();
+        bytes
+    }
+}
+
+fn run(mut command: Command) -> Run {
+    let output = command.output().expect("run the helper");
+    Run {
+        status: output.status.code().expect("exit status"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn golden(name: &str) -> String {
+    fs::read_to_string(Path::new(DATA).join(name)).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A JSON file's meaning, key order included (serde_json is built with `preserve_order`).
+fn meaning(text: &str) -> String {
+    if text.trim().is_empty() {
+        return "{}".to_owned();
+    }
+    serde_json::to_string(&serde_json::from_str::<serde_json::Value>(text).unwrap()).unwrap()
+}
+
+fn added(path: &Path, hosts: &[&str]) -> String {
+    let lines: String = hosts.iter().map(|h| format!("  + credHelpers \"{h}\": \"icr\"\n")).collect();
+    format!("{}:\n{lines}  written; the previous version is in {}.bak\n", path.display(), path.display())
+}
+
+fn created(path: &Path, hosts: &[&str]) -> String {
+    let lines: String = hosts.iter().map(|h| format!("  + credHelpers \"{h}\": \"icr\"\n")).collect();
+    format!("{}: new file\n{lines}  written\n", path.display())
+}
+
+fn unchanged(path: &Path) -> String {
+    format!("{}: nothing to change\n", path.display())
+}
+
+const PUBLIC: [&str; 14] = [
+    "icr.io",
+    "au.icr.io",
+    "br.icr.io",
+    "ca2.icr.io",
+    "ca.icr.io",
+    "de.icr.io",
+    "es.icr.io",
+    "fr2.icr.io",
+    "uk.icr.io",
+    "in.icr.io",
+    "in2.icr.io",
+    "jp2.icr.io",
+    "jp.icr.io",
+    "us.icr.io",
+];
+
+#[test]
+fn configure_in_a_fresh_home_creates_both_files_with_every_public_domain() {
+    let home = Home::new();
+    let run = home.run(&["configure"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stdout, created(&home.docker(), &PUBLIC) + &created(&home.containers(), &PUBLIC), "{run:?}");
+    assert_eq!(run.stderr, "", "{run:?}");
+    let helpers: String = PUBLIC.iter().map(|h| format!("\t\t\"{h}\": \"icr\"")).collect::<Vec<_>>().join(",\n");
+    let expected = format!("{{\n\t\"credHelpers\": {{\n{helpers}\n\t}}\n}}\n");
+    for path in [home.docker(), home.containers()] {
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected, "{}", path.display());
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        assert!(!path.with_extension("json.bak").exists(), "no backup of a file that did not exist");
+    }
+
+    let again = home.run(&["configure"]);
+    assert_eq!(again.status, 0, "{again:?}");
+    assert_eq!(again.stdout, unchanged(&home.docker()) + &unchanged(&home.containers()), "{again:?}");
+    assert!(!home.docker().with_extension("json.bak").exists(), "an unchanged file is not rewritten");
+}
+
+#[test]
+fn configure_all_adds_private_and_legacy_domains_too() {
+    let home = Home::new();
+    let run = home.run(&["configure", "--all", "--dry-run"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    let docker = run.stdout.split(&format!("{}:", home.containers().display())).next().unwrap().to_owned();
+    assert_eq!(docker.lines().filter(|l| l.starts_with("  + ")).count(), 14 * 2 + 5, "{run:?}");
+    for host in ["private.us.icr.io", "registry.ng.bluemix.net", "registry.bluemix.net", "private.ca2.icr.io"] {
+        assert!(docker.contains(&format!("  + credHelpers \"{host}\": \"icr\"\n")), "{host}: {run:?}");
+    }
+}
+
+/// configure → second run → `--remove` on a golden file: the file gains exactly the entries,
+/// keeps its mode, leaves a `.bak` of the original, and `--remove` restores the original meaning.
+fn round_trip(
+    golden_name: &str,
+    file_mode: u32,
+    expected_stdout: impl Fn(&Home) -> String,
+    removed: &[&str],
+    remove_notes: &[&str],
+) {
+    let home = Home::new();
+    let original = home.install(golden_name, file_mode);
+    let args = ["configure", "--registries", "us.icr.io,de.icr.io"];
+
+    let run = home.run(&args);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stdout, expected_stdout(&home), "{run:?}");
+    assert_eq!(run.stderr, "", "{run:?}");
+    let configured_name = golden_name.replace(".json", ".configured.json");
+    assert_eq!(fs::read_to_string(home.docker()).unwrap(), golden(&configured_name));
+    assert_eq!(mode(&home.docker()), file_mode, "the file keeps its mode");
+    let backup = home.path(".docker/config.json.bak");
+    assert_eq!(fs::read(&backup).unwrap(), original, "the .bak holds the previous content");
+    assert_eq!(mode(&backup), file_mode, "the .bak keeps the previous mode");
+
+    let again = home.run(&args);
+    assert_eq!(again.status, 0, "{again:?}");
+    // The notes still hold, so they are repeated.
+    let notes: String = run.stdout.lines().filter(|l| l.starts_with("  note: ")).map(|l| format!("{l}\n")).collect();
+    assert_eq!(again.stdout, unchanged(&home.docker()) + &notes + &unchanged(&home.containers()), "{again:?}");
+    assert_eq!(fs::read_to_string(home.docker()).unwrap(), golden(&configured_name), "a second run changes nothing");
+
+    let remove = home.run(&["configure", "--remove", "--registries", "us.icr.io,de.icr.io"]);
+    assert_eq!(remove.status, 0, "{remove:?}");
+    let mut lines: String = removed.iter().map(|h| format!("  - credHelpers \"{h}\": \"icr\"\n")).collect();
+    lines.extend(remove_notes.iter().map(|n| format!("  note: {n}\n")));
+    let docker = home.docker().display().to_string();
+    let containers = home.containers().display().to_string();
+    assert_eq!(
+        remove.stdout,
+        format!(
+            "{docker}:\n{lines}  written; the previous version is in {docker}.bak\n{containers}:\n  - credHelpers \"us.icr.io\": \"icr\"\n  - credHelpers \"de.icr.io\": \"icr\"\n  written; the previous version is in {containers}.bak\n"
+        ),
+        "{remove:?}"
+    );
+    let restored = fs::read_to_string(home.docker()).unwrap();
+    assert_eq!(meaning(&restored), meaning(std::str::from_utf8(&original).unwrap()), "{restored}");
+    assert_eq!(mode(&home.docker()), file_mode);
+    assert_eq!(fs::read_to_string(home.containers()).unwrap(), "{}\n");
+}
+
+#[test]
+fn docker_config_with_creds_store_keeps_it_and_round_trips() {
+    round_trip(
+        "credsstore.json",
+        0o644,
+        |h| added(&h.docker(), &["us.icr.io", "de.icr.io"]) + &created(&h.containers(), &["us.icr.io", "de.icr.io"]),
+        &["us.icr.io", "de.icr.io"],
+        &[],
+    );
+}
+
+#[test]
+fn auths_entry_for_an_icr_host_is_reported_with_a_hint_and_kept() {
+    // jp.icr.io already names icr and is not among the hosts: it stays through the round trip.
+    round_trip(
+        "auths.json",
+        0o600,
+        |h| {
+            let docker = h.docker().display().to_string();
+            format!(
+                "{docker}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: \"auths\" holds a login for us.icr.io (left by a `docker login` without the helper): docker now asks docker-credential-icr instead, but that credential is still in the file in plain text; delete the \"us.icr.io\" entry under \"auths\" in {docker} to get rid of it\n  written; the previous version is in {docker}.bak\n"
+            ) + &created(&h.containers(), &["us.icr.io", "de.icr.io"])
+        },
+        &["us.icr.io", "de.icr.io"],
+        &[],
+    );
+}
+
+#[test]
+fn unknown_keys_order_and_another_helper_are_preserved() {
+    round_trip(
+        "unknown-keys.json",
+        0o640,
+        |h| {
+            let docker = h.docker().display().to_string();
+            format!(
+                "{docker}:\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: credHelpers sends us.icr.io to \"other-helper\", not to icr: left as it is (remove that entry to use docker-credential-icr for it)\n  written; the previous version is in {docker}.bak\n"
+            ) + &created(&h.containers(), &["us.icr.io", "de.icr.io"])
+        },
+        &["de.icr.io"],
+        &["credHelpers sends us.icr.io to \"other-helper\", not to icr: left as it is"],
+    );
+}
+
+#[test]
+fn empty_docker_config_is_read_as_an_empty_object() {
+    round_trip(
+        "empty.json",
+        0o644,
+        |h| added(&h.docker(), &["us.icr.io", "de.icr.io"]) + &created(&h.containers(), &["us.icr.io", "de.icr.io"]),
+        &["us.icr.io", "de.icr.io"],
+        &[],
+    );
+}
+
+#[test]
+fn remove_with_missing_files_creates_nothing() {
+    let home = Home::new();
+    let run = home.run(&["configure", "--remove"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stdout, unchanged(&home.docker()) + &unchanged(&home.containers()), "{run:?}");
+    assert!(!home.docker().exists() && !home.containers().exists());
+}
+
+#[test]
+fn malformed_config_is_never_overwritten_and_nothing_else_is_written() {
+    let home = Home::new();
+    let original = home.install("malformed.json", 0o600);
+    let run = home.run(&["configure"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "docker-credential-icr: error: {} is not valid JSON (EOF while parsing a value at line 5 column 0): fix it or move it aside; nothing was written\n",
+            home.docker().display()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(fs::read(home.docker()).unwrap(), original);
+    assert!(!home.path(".docker/config.json.bak").exists());
+    assert!(!home.containers().exists(), "no file is written when one of them is malformed");
+}
+
+#[test]
+fn read_only_config_is_left_alone_with_a_clear_error() {
+    let home = Home::new();
+    let original = home.install("credsstore.json", 0o444);
+    let run = home.run(&["configure"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "docker-credential-icr: error: {} is read-only: make it writable to configure it (or see the change with --dry-run); nothing was written\n",
+            home.docker().display()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(fs::read(home.docker()).unwrap(), original);
+    assert_eq!(mode(&home.docker()), 0o444);
+    assert!(!home.containers().exists());
+}
+
+#[test]
+fn dry_run_prints_the_change_and_writes_nothing() {
+    let home = Home::new();
+    let original = home.install("credsstore.json", 0o644);
+    let run = home.run(&["configure", "--dry-run", "--registries=us.icr.io"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n{}: new file\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n",
+            home.docker().display(),
+            home.containers().display()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(fs::read(home.docker()).unwrap(), original);
+    assert!(!home.path(".docker/config.json.bak").exists() && !home.containers().exists());
+}
+
+#[test]
+fn docker_config_and_registry_auth_file_variables_choose_the_files() {
+    let home = Home::new();
+    let mut command = home.command(&["configure", "--registries", "jp.icr.io"]);
+    command.env("DOCKER_CONFIG", home.path("dc")).env("REGISTRY_AUTH_FILE", home.path("auth/file.json"));
+    let run = run(command);
+    assert_eq!(run.status, 0, "{run:?}");
+    let (docker, containers) = (home.path("dc/config.json"), home.path("auth/file.json"));
+    assert_eq!(run.stdout, created(&docker, &["jp.icr.io"]) + &created(&containers, &["jp.icr.io"]), "{run:?}");
+    assert!(!home.docker().exists() && !home.containers().exists());
+}
+
+#[test]
+fn one_file_named_twice_is_edited_once() {
+    let home = Home::new();
+    let mut command = home.command(&["configure", "--registries", "jp.icr.io"]);
+    command.env("REGISTRY_AUTH_FILE", home.docker());
+    let run = run(command);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stdout, created(&home.docker(), &["jp.icr.io"]), "{run:?}");
+}
+
+#[test]
+fn a_symlinked_config_stays_a_symlink() {
+    let home = Home::new();
+    fs::create_dir_all(home.path("dotfiles")).unwrap();
+    fs::write(home.path("dotfiles/docker.json"), "{}").unwrap();
+    fs::create_dir_all(home.path(".docker")).unwrap();
+    symlink(home.path("dotfiles/docker.json"), home.docker()).unwrap();
+    let run = home.run(&["configure", "--registries", "us.icr.io", "--containers-auth", "/dev/null/never"]);
+    // /dev/null/never cannot be read: nothing is written, not even the docker file.
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(fs::read_to_string(home.path("dotfiles/docker.json")).unwrap(), "{}");
+    let run = home.run(&["configure", "--registries", "us.icr.io"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(fs::symlink_metadata(home.docker()).unwrap().file_type().is_symlink());
+    assert_eq!(
+        fs::read_to_string(home.path("dotfiles/docker.json")).unwrap(),
+        "{\n\t\"credHelpers\": {\n\t\t\"us.icr.io\": \"icr\"\n\t}\n}"
+    );
+}
+
+#[test]
+fn configure_warns_when_the_binary_is_not_on_path() {
+    let home = Home::new();
+    let mut command = home.command(&["configure", "--dry-run"]);
+    command.env("PATH", "/usr/bin:/bin");
+    let run = run(command);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stderr, PATH_WARNING, "{run:?}");
+}
+
+#[test]
+fn a_host_the_helper_does_not_serve_is_configured_with_a_warning() {
+    let home = Home::new();
+    let run = home.run(&["configure", "--registries", "mirror.example:5000", "--dry-run"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "docker-credential-icr: warning: mirror.example:5000 is not an ICR host and is not named in {}: `get` answers not-found for it until it is added under \"registries\" there\n",
+            home.path(".config/docker-credential-icr/config.json").display()
+        ),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("  + credHelpers \"mirror.example:5000\": \"icr\"\n"), "{run:?}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let home = Home::new();
+    for (args, message) in [
+        (vec!["configure", "--frobnicate"], "configure: unknown argument `--frobnicate`"),
+        (vec!["configure", "--registries"], "configure: --registries needs a value"),
+        (
+            vec!["configure", "--all", "--registries", "us.icr.io"],
+            "configure: --all and --registries exclude each other",
+        ),
+        (
+            vec!["configure", "--registries", "https://us.icr.io@evil.example"],
+            "configure: --registries: `https://us.icr.io@evil.example`: the server URL is not a valid registry address",
+        ),
+    ] {
+        let run = home.run(&args);
+        assert_eq!(run.status, 2, "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{run:?}");
+        assert_eq!(
+            run.stderr,
+            format!("docker-credential-icr: error: {message} (see `docker-credential-icr configure --help`)\n"),
+            "{run:?}"
+        );
+    }
+    assert!(!home.docker().exists());
+}
+
+#[test]
+fn protocol_actions_still_take_exactly_one_argument() {
+    let home = Home::new();
+    let run = home.run(&["get", "extra"]);
+    assert_eq!(run.status, 1);
+    assert_eq!(run.stdout, "`get` takes no arguments after the action (see --help)\n");
+}
