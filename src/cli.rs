@@ -31,6 +31,7 @@ Actions:
   list       print the stored logins and configured registries as JSON
   version    print the version (also --version, -v)
   help       print this help (also --help, -h)
+  kubelet    answer a kubelet CredentialProviderRequest on stdin (image credential provider)
 
 Credentials come from, in order: a stored login, the config file's entry for the registry,
 IBMCLOUD_API_KEY / IC_API_KEY / BLUEMIX_API_KEY / IBMCLOUD_IAM_TOKEN / IBMCLOUD_CR_PROFILE,
@@ -83,6 +84,10 @@ pub fn run(
             )
         }
     };
+    if action == "kubelet" {
+        // The kubelet's exec-plugin convention, not docker's: errors on stderr, nothing on stdout.
+        return crate::kubelet::serve(&ctx, stdin, stdout);
+    }
     let result = match action {
         "get" => protocol::read_input(stdin).and_then(|input| actions::get(&ctx, &input)),
         "store" => protocol::read_input(stdin).and_then(|input| actions::store(&ctx, &input)).map(|()| String::new()),
