@@ -32,6 +32,7 @@ Actions:
   list       print the stored logins and configured registries as JSON
   version    print the version (also --version, -v)
   help       print this help (also --help, -h)
+  kubelet    answer a kubelet CredentialProviderRequest on stdin (image credential provider)
 
 Subcommands (for people; output on stdout, errors on stderr; see `<subcommand> --help`):
   configure [--registries HOST,HOST | --all] [--docker-config PATH] [--containers-auth PATH]
@@ -99,6 +100,10 @@ pub fn run(
             )
         }
     };
+    if action == "kubelet" {
+        // The kubelet's exec-plugin convention, not docker's: errors on stderr, nothing on stdout.
+        return crate::kubelet::serve(&ctx, stdin, stdout);
+    }
     let result = match action {
         "get" => protocol::read_input(stdin).and_then(|input| actions::get(&ctx, &input)),
         "store" => protocol::read_input(stdin).and_then(|input| actions::store(&ctx, &input)).map(|()| String::new()),

@@ -52,6 +52,9 @@ pub struct Config {
     pub path: PathBuf,
     pub default: Entry,
     pub iam_endpoint: Option<Endpoint>,
+    /// `kubeletCacheDuration`, in seconds: how long the kubelet may keep a credential that does
+    /// not expire by itself (an API key, a stored login). `None`: the plugin's default.
+    pub kubelet_cache_duration: Option<u64>,
     pub hosts: BTreeMap<Registry, Entry>,
     pub regions: Vec<(&'static Region, Entry)>,
 }
@@ -100,6 +103,12 @@ impl Config {
             Some(text) => Some(Endpoint::parse(&text).map_err(|e| located(&["iamEndpoint"], e))?),
             None => None,
         };
+        let kubelet_cache_duration = match raw.kubelet_cache_duration {
+            Some(text) => {
+                Some(crate::kubelet::duration::parse(&text).map_err(|e| located(&["kubeletCacheDuration"], e))?)
+            }
+            None => None,
+        };
         let credential =
             credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile.map(|Object(tp)| tp))
                 .map_err(|(key, e)| located(&[key], e))?;
@@ -130,6 +139,7 @@ impl Config {
             path: path.to_owned(),
             default: Entry { mode: raw.mode, credential, region: None },
             iam_endpoint,
+            kubelet_cache_duration,
             hosts,
             regions,
         })
@@ -164,6 +174,7 @@ struct RawTop {
     api_key_env: Option<String>,
     trusted_profile: Option<Object<RawTrustedProfile>>,
     iam_endpoint: Option<String>,
+    kubelet_cache_duration: Option<String>,
     #[serde(default)]
     registries: BTreeMap<String, Object<RawEntry>>,
 }
@@ -357,6 +368,8 @@ mod tests {
             ("{\n \"mode\": 3\n}", "mode", 2),
             ("{\n \"registries\": []\n}", "registries", 2),
             ("{\n \"apiKey\": \"\"\n}", "apiKey", 2),
+            ("{\n \"kubeletCacheDuration\": \"1.5h\"\n}", "kubeletCacheDuration", 2),
+            ("{\n \"kubeletCacheDuration\": 3600\n}", "kubeletCacheDuration", 2),
             ("{", "EOF", 1),
             ("{}\n{}", "trailing characters", 2),
             ("", "EOF", 1),
@@ -398,6 +411,12 @@ mod tests {
     fn an_inline_key_never_appears_in_an_error() {
         let err = parse(r#"{"apiKey": "hunter2-key", "apiKeyFile": "/x"}"#).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_kubelet_cache_duration_is_read_in_go_syntax() {
+        assert_eq!(parse(r#"{"kubeletCacheDuration": "1h30m"}"#).unwrap().kubelet_cache_duration, Some(5400));
+        assert_eq!(parse("{}").unwrap().kubelet_cache_duration, None);
     }
 
     #[test]

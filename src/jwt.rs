@@ -5,15 +5,23 @@ use base64::Engine;
 
 /// The `exp` claim (Unix seconds) of a JWT, when the token is one and has it.
 pub fn expiry(token: &str) -> Option<u64> {
+    let claims = claims(token)?;
+    let exp = claims.get("exp")?;
+    exp.as_u64().or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
+/// The claims of a JWT, unverified, when the token is one and its payload is a JSON object.
+pub fn claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let mut parts = token.split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || payload.len() > 64 * 1024 {
         return None;
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?;
-    exp.as_u64().or_else(|| exp.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(claims) => Some(claims),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod iam;
 pub mod jwt;
+pub mod kubelet;
 pub mod log;
 pub mod logins;
 pub mod mode;

@@ -96,7 +96,11 @@ impl TokenCache {
     }
 
     fn path(&self, endpoint: &Endpoint, grant: &Grant) -> PathBuf {
-        self.dir.join(format!("{}.json", key(endpoint, grant)))
+        self.path_as(endpoint, grant, None)
+    }
+
+    fn path_as(&self, endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> PathBuf {
+        self.dir.join(format!("{}.json", key_as(endpoint, grant, identity)))
     }
 
     fn read(&self, path: &Path, log: &Log) -> Option<Entry> {
@@ -132,18 +136,31 @@ impl TokenCache {
 }
 
 /// The cache key: a hash of what the token was bought with, never the credential itself.
+#[cfg(test)]
 fn key(endpoint: &Endpoint, grant: &Grant) -> String {
+    key_as(endpoint, grant, None)
+}
+
+/// The cache key with, when given, the identity the grant speaks for in place of its credential
+/// (see [`Exchange::exchange_as`]); the endpoint, grant type and profile still count.
+fn key_as(endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> String {
     let mut hash = Sha256::new();
     let mut field = |s: &str| {
         hash.update((s.len() as u64).to_be_bytes());
         hash.update(s.as_bytes());
     };
     field(endpoint.as_str());
-    field(grant_label(grant));
+    // The label tells the two kinds of key apart in the same position, so that no credential,
+    // whatever its bytes, can hash like an identity (or the other way round).
+    match identity {
+        Some(_) => field(&format!("{}+identity", grant_label(grant))),
+        None => field(grant_label(grant)),
+    }
+    let mut credential = |secret: &Secret| field(identity.unwrap_or(secret.expose()));
     match grant {
-        Grant::ApiKey { apikey, .. } => field(apikey.expose()),
+        Grant::ApiKey { apikey, .. } => credential(apikey),
         Grant::CrToken { cr_token, profile } => {
-            field(cr_token.expose());
+            credential(cr_token);
             match profile {
                 Profile::Id(id) => field(&format!("id:{id}")),
                 Profile::Name(name) => field(&format!("name:{name}")),
@@ -173,8 +190,18 @@ pub struct CachedExchange<'a> {
 
 impl Exchange for CachedExchange<'_> {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
+        self.cached(endpoint, grant, None)
+    }
+
+    fn exchange_as(&self, endpoint: &Endpoint, grant: &Grant, identity: &str) -> Result<Token> {
+        self.cached(endpoint, grant, Some(identity))
+    }
+}
+
+impl CachedExchange<'_> {
+    fn cached(&self, endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> Result<Token> {
         let Some(cache) = &self.cache else { return self.inner.exchange(endpoint, grant) };
-        let path = cache.path(endpoint, grant);
+        let path = cache.path_as(endpoint, grant, identity);
         let started = self.clock.now();
         if let Some(token) = self.read_token(cache, &path).filter(|t| is_fresh(t, self.clock.now())) {
             self.log.debug(format_args!("using cached token {} (expires at {})", path.display(), token.expires_at));
@@ -240,9 +267,7 @@ impl Exchange for CachedExchange<'_> {
             }
         }
     }
-}
 
-impl CachedExchange<'_> {
     fn read_token(&self, cache: &TokenCache, path: &Path) -> Option<Token> {
         cache.read(path, self.log).and_then(|e| e.token).map(Token::from)
     }
@@ -353,6 +378,28 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), keys.len());
         assert!(keys.iter().all(|k| k.len() == 64 && k.chars().all(|c| c.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn an_identity_key_ignores_the_credential_but_not_the_identity_profile_or_endpoint() {
+        let e1 = Endpoint::default();
+        let e2 = Endpoint::parse("https://private.iam.cloud.ibm.com").unwrap();
+        let cr = |token: &str, name: &str| Grant::CrToken {
+            cr_token: Secret::new(token),
+            profile: Profile::Name(name.into()),
+        };
+        let a = key_as(&e1, &cr("token-1", "p"), Some("sa-a"));
+        assert_eq!(a, key_as(&e1, &cr("token-2", "p"), Some("sa-a")), "a new token of the same account");
+        for other in [
+            key_as(&e1, &cr("token-1", "p"), Some("sa-b")),
+            key_as(&e1, &cr("token-1", "q"), Some("sa-a")),
+            key_as(&e2, &cr("token-1", "p"), Some("sa-a")),
+            key_as(&e1, &cr("token-1", "p"), None),
+            key_as(&e1, &cr("sa-a", "p"), None),
+            key_as(&e1, &cr("cr-token+identity", "p"), None),
+        ] {
+            assert_ne!(a, other);
+        }
     }
 
     #[test]

@@ -54,4 +54,13 @@ pub struct Token {
 /// Turns a grant into a token.
 pub trait Exchange {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token>;
+
+    /// Like `exchange`, for a grant whose credential changes all the time while whom it speaks
+    /// for does not (a Kubernetes service account token: a new one per pod): a cache keeps the
+    /// token under `identity` instead of under the credential. The caller vouches that every
+    /// credential it passes with one identity buys the same access.
+    fn exchange_as(&self, endpoint: &Endpoint, grant: &Grant, identity: &str) -> Result<Token> {
+        let _ = identity;
+        self.exchange(endpoint, grant)
+    }
 }
