@@ -203,7 +203,7 @@ fn check_schema(out: &Output, version: &str, with_token_cache_type: bool) -> (Va
         assert!(!auth.is_empty(), "an empty auth is left out, not sent");
         for value in auth.values() {
             let entry = value.as_object().expect("an auth entry is an object");
-            assert_eq!(entry.keys().map(String::as_str).collect::<Vec<_>>(), ["password", "username"]);
+            assert_eq!(entry.keys().map(String::as_str).collect::<BTreeSet<_>>(), ["password", "username"].into());
             assert!(entry["username"].is_string() && entry["password"].is_string());
         }
     }
