@@ -216,41 +216,7 @@ fn a_credentials_file_of_an_unknown_version_is_refused() {
 
 /// The 33 domains of the table and 17 hosts of the config file: 50 registries.
 fn fifty_registries() -> (String, Vec<(String, String)>) {
-    let icr = [
-        "icr.io",
-        "private.icr.io",
-        "registry.bluemix.net",
-        "au.icr.io",
-        "private.au.icr.io",
-        "registry.au-syd.bluemix.net",
-        "br.icr.io",
-        "private.br.icr.io",
-        "ca2.icr.io",
-        "private.ca2.icr.io",
-        "ca.icr.io",
-        "private.ca.icr.io",
-        "de.icr.io",
-        "private.de.icr.io",
-        "registry.eu-de.bluemix.net",
-        "es.icr.io",
-        "private.es.icr.io",
-        "fr2.icr.io",
-        "private.fr2.icr.io",
-        "uk.icr.io",
-        "private.uk.icr.io",
-        "registry.eu-gb.bluemix.net",
-        "in.icr.io",
-        "private.in.icr.io",
-        "in2.icr.io",
-        "private.in2.icr.io",
-        "jp2.icr.io",
-        "private.jp2.icr.io",
-        "jp.icr.io",
-        "private.jp.icr.io",
-        "us.icr.io",
-        "private.us.icr.io",
-        "registry.ng.bluemix.net",
-    ];
+    let icr = common::ICR_HOSTS;
     let mut registries: Vec<(String, String)> = icr.iter().map(|h| (h.to_string(), "iamapikey".to_owned())).collect();
     let mirrors: Vec<String> = (0..17).map(|i| format!("mirror-{i:02}.example.com:5000")).collect();
     registries.extend(mirrors.iter().enumerate().map(|(i, h)| (h.clone(), format!("robot-{i:02}"))));

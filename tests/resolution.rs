@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{get_answer, Scenario};
+use common::{get_answer, Scenario, ICR_HOSTS};
 
 const KEY: &str = "env-api-key-0123456789";
 const MIRROR_KEY: &str = "mirror-key-9876543210";
@@ -40,41 +40,7 @@ fn every_form_of_an_icr_server_url_is_answered() {
 #[test]
 fn every_domain_of_the_table_is_answered() {
     let s = with_key();
-    for host in [
-        "icr.io",
-        "private.icr.io",
-        "registry.bluemix.net",
-        "au.icr.io",
-        "private.au.icr.io",
-        "registry.au-syd.bluemix.net",
-        "br.icr.io",
-        "private.br.icr.io",
-        "ca2.icr.io",
-        "private.ca2.icr.io",
-        "ca.icr.io",
-        "private.ca.icr.io",
-        "de.icr.io",
-        "private.de.icr.io",
-        "registry.eu-de.bluemix.net",
-        "es.icr.io",
-        "private.es.icr.io",
-        "fr2.icr.io",
-        "private.fr2.icr.io",
-        "uk.icr.io",
-        "private.uk.icr.io",
-        "registry.eu-gb.bluemix.net",
-        "in.icr.io",
-        "private.in.icr.io",
-        "in2.icr.io",
-        "private.in2.icr.io",
-        "jp2.icr.io",
-        "private.jp2.icr.io",
-        "jp.icr.io",
-        "private.jp.icr.io",
-        "us.icr.io",
-        "private.us.icr.io",
-        "registry.ng.bluemix.net",
-    ] {
+    for host in ICR_HOSTS {
         s.get(host).ok(&get_answer(host, "iamapikey", KEY));
     }
 }

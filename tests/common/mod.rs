@@ -26,6 +26,44 @@ pub const NOT_FOUND: &str = "credentials not found in native keychain\n";
 pub const NO_SERVER_URL: &str = "no credentials server URL\n";
 pub const NO_USERNAME: &str = "no credentials username\n";
 
+/// Every host of the registry table (SPEC section 3), written out here rather than taken from
+/// the library, so that a row lost from the table fails a test.
+pub const ICR_HOSTS: [&str; 33] = [
+    "icr.io",
+    "private.icr.io",
+    "registry.bluemix.net",
+    "au.icr.io",
+    "private.au.icr.io",
+    "registry.au-syd.bluemix.net",
+    "br.icr.io",
+    "private.br.icr.io",
+    "ca2.icr.io",
+    "private.ca2.icr.io",
+    "ca.icr.io",
+    "private.ca.icr.io",
+    "de.icr.io",
+    "private.de.icr.io",
+    "registry.eu-de.bluemix.net",
+    "es.icr.io",
+    "private.es.icr.io",
+    "fr2.icr.io",
+    "private.fr2.icr.io",
+    "uk.icr.io",
+    "private.uk.icr.io",
+    "registry.eu-gb.bluemix.net",
+    "in.icr.io",
+    "private.in.icr.io",
+    "in2.icr.io",
+    "private.in2.icr.io",
+    "jp2.icr.io",
+    "private.jp2.icr.io",
+    "jp.icr.io",
+    "private.jp.icr.io",
+    "us.icr.io",
+    "private.us.icr.io",
+    "registry.ng.bluemix.net",
+];
+
 /// One scenario: a temporary HOME with `XDG_CONFIG_HOME` and `XDG_CACHE_HOME` under it, and the
 /// environment every run in the scenario gets (nothing else of the test's environment leaks in).
 pub struct Scenario {
