@@ -1,7 +1,7 @@
 //! End-to-end under the real ICR names: docker (with a real dockerd), podman, buildah and
 //! skopeo log in, pull, push and log out against a real distribution registry that answers as
 //! `us.icr.io`, `de.icr.io`, `private.jp.icr.io`, `icr.io` and `registry.ng.bluemix.net` on
-//! `127.0.0.1:443`, inside private namespaces (see `support::namespace`). The helper is found
+//! loopback port 443, inside private namespaces (see `support::namespace`). The helper is found
 //! through `credHelpers` and recognises the hosts through its built-in region table: no
 //! config file names them.
 //!
@@ -94,7 +94,7 @@ impl Step<'_> {
         panic!(
             "{}\n{why}\n{output}\n--- registry log ---\n{}\n--- dockerd log ---\n{}",
             self.line(step, "FAILED"),
-            self.registry.log(),
+            self.registry.log_tail(60),
             self.session.daemon_log()
         );
     }

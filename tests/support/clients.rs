@@ -134,6 +134,8 @@ impl Session {
                 let dest = format!("oci:{}:pulled", dir.display());
                 self.run(&["copy", &source, &dest], None)
             }
+            // buildah would otherwise take an image it already has without asking the registry.
+            Client::Buildah => self.run(&["pull", "--policy", "always", reference], None),
             _ => self.run(&["pull", reference], None),
         }
     }

@@ -1,11 +1,12 @@
 //! Real ICR host names on this machine, without touching it: each end-to-end test re-executes
 //! itself under `unshare` in private mount, network and PID namespaces, where
 //!
-//! - `/etc/hosts` is a bind mount of a temp file that maps the ICR names to loopback,
+//! - `/etc/hosts` is a bind mount of a temp file that maps the ICR names to loopback
+//!   (`::1`, see [`AUTH_IP`]; an open registry's name to `127.0.0.2`),
 //! - `/etc/docker` and `/etc/containers` are bind mounts of temp copies with a `certs.d` that
 //!   trusts the test CA (dockerd reads `/etc/docker/certs.d/<host>/ca.crt`; skopeo, podman and
 //!   buildah read `/etc/containers/certs.d/<host>/ca.crt`),
-//! - the loopback interface is private, so the registry can listen on `127.0.0.1:443` in
+//! - the loopback interface is private, so the registry can listen on port 443 in
 //!   several tests at once, and the fake IAM (in-process) is reachable only from inside,
 //! - every process left when the test ends is killed with the PID namespace.
 //!
@@ -28,7 +29,7 @@ const INSIDE: &str = "ICR_E2E_INSIDE_NAMESPACE";
 /// How long one test may run inside its namespaces, all clients and daemons included.
 const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// The ICR names served by the authenticating registry on `127.0.0.1:443`.
+/// The ICR names served by the authenticating registry on `[::1]:443`.
 pub const ICR_HOSTS: &[&str] = &["us.icr.io", "de.icr.io", "private.jp.icr.io", "icr.io", "registry.ng.bluemix.net"];
 
 /// A host that looks like ICR but is not; it resolves to the same registry, so a helper that
@@ -38,8 +39,11 @@ pub const SPOOFED_HOST: &str = "us.icr.io.evil.example";
 /// An ICR name served by a second, open registry on `127.0.0.2:443`.
 pub const OPEN_HOST: &str = "au.icr.io";
 
-/// Where the authenticating registry listens.
-pub const AUTH_IP: &str = "127.0.0.1";
+/// Where the authenticating registry listens: the IPv6 loopback, because dockerd treats every
+/// registry that resolves into 127.0.0.0/8 as insecure (a built-in `--insecure-registry`
+/// that cannot be turned off) and, once HTTPS answers 401, retries over plain HTTP and reports
+/// that failure instead of the registry's refusal. On `::1` it speaks HTTPS only, as to ICR.
+pub const AUTH_IP: &str = "::1";
 /// Where the open registry listens.
 pub const OPEN_IP: &str = "127.0.0.2";
 
@@ -89,7 +93,7 @@ impl Namespace {
         run_ok(require_tool("ip", "iproute2"), &["link", "set", "lo", "up"]);
 
         let hosts = namespace.dir.path().join("hosts");
-        let mut text = String::from("127.0.0.1 localhost\n::1 localhost\n");
+        let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost\n");
         text.push_str(&format!("{AUTH_IP} {} {SPOOFED_HOST}\n", ICR_HOSTS.join(" ")));
         text.push_str(&format!("{OPEN_IP} {OPEN_HOST}\n"));
         fs::write(&hosts, text).expect("write hosts");

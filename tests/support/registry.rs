@@ -93,7 +93,7 @@ enum Auth {
 
 /// Where a [`Registry`] listens and which certificate it serves.
 pub struct Listen {
-    /// A loopback address, `127.0.0.1` unless a test runs several registries side by side.
+    /// A loopback address (`127.0.0.1`, another of 127/8, or `::1`).
     pub ip: String,
     /// A fixed port (`443` under the real ICR names); `None` picks a free one.
     pub port: Option<u16>,
@@ -175,7 +175,7 @@ impl Registry {
         fs::create_dir_all(dir.path().join("storage")).expect("create storage dir");
         let ip = listen.ip.clone();
         let port = listen.port.unwrap_or_else(|| free_port(&ip));
-        let host = format!("{ip}:{port}");
+        let host = socket_host(&ip, port);
         let cert_dir = tls.write_certs_d(&dir.path().join("certs.d"), &host);
         let config = dir.path().join("config.yml");
         fs::write(&config, config_yaml(dir.path(), &tls, &host, auth)).expect("config.yml");
@@ -204,7 +204,7 @@ impl Registry {
     /// `IP:PORT` (`127.0.0.1:PORT` by default), the registry's name as clients and credential
     /// helpers see it when no host name maps to it.
     pub fn host(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
+        socket_host(&self.ip, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -235,6 +235,13 @@ impl Registry {
     /// request.
     pub fn add_user(&self, user: &str, password: &str) {
         append_htpasswd(&self.htpasswd_path(), user, password);
+    }
+
+    /// The last `lines` lines of the log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Everything the registry has logged so far (level debug, text format).
@@ -315,6 +322,15 @@ impl Drop for Registry {
     }
 }
 
+/// `IP:PORT`, with an IPv6 address in brackets.
+fn socket_host(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// A port the OS considers free right now. The listener is closed before the registry binds,
 /// so another process may take the port in between; [`Registry::start`] retries then.
 fn free_port(ip: &str) -> u16 {
@@ -359,7 +375,7 @@ fn config_yaml(dir: &Path, tls: &Tls, addr: &str, auth: &Auth) -> String {
         "version: 0.1\n\
          log:\n  level: debug\n  formatter: text\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-         http:\n  addr: {addr}\n  secret: icr-e2e-not-a-secret\n\
+         http:\n  addr: \"{addr}\"\n  secret: icr-e2e-not-a-secret\n\
          \x20 tls:\n    certificate: {cert}\n    key: {key}\n\
          {auth_section}",
         storage = dir.join("storage").display(),
