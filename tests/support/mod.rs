@@ -70,7 +70,7 @@ pub fn debian_package_of(program: &str) -> &str {
     }
 }
 
-fn find_tool(name: &str) -> Option<PathBuf> {
+pub fn find_tool(name: &str) -> Option<PathBuf> {
     SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(name)).find(|path| path.is_file())
 }
 
@@ -80,14 +80,16 @@ pub fn is_root() -> bool {
     fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
+/// Held while this test binary runs apt-get or dpkg: dpkg takes its lock without waiting.
+pub static PACKAGE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `apt-get install -y PACKAGE`, serialised within this test binary and waiting for another
 /// apt's lock; `apt-get update` once first when the lists do not know the package.
 fn install_package(package: &str) -> Result<(), String> {
-    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     if !is_root() {
         return Err("not root, so it cannot be installed here".to_owned());
     }
-    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = PACKAGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let apt = |args: &[&str]| {
         let mut command = Command::new("/usr/bin/apt-get");
         command
@@ -151,6 +153,14 @@ impl Helper {
     }
 
     pub fn new() -> Helper {
+        let helper = Helper::without_built_binary();
+        symlink(Self::binary(), helper.bin_dir().join(Self::NAME)).expect("symlink the helper");
+        helper
+    }
+
+    /// The same isolated HOME, but with nothing in its bin dir: clients find whichever
+    /// `docker-credential-icr` is installed in the system directories (a package's).
+    pub fn without_built_binary() -> Helper {
         let home = tempfile::Builder::new().prefix("icr-e2e-home-").tempdir().expect("create temp HOME");
         let helper = Helper { home, extra_env: Vec::new() };
         for dir in [helper.bin_dir(), helper.config_home(), helper.cache_home(), helper.tmp_dir()] {
@@ -159,7 +169,6 @@ impl Helper {
         // containers/image wants a private runtime dir, as on a real login session.
         fs::create_dir_all(helper.runtime_dir()).expect("create XDG_RUNTIME_DIR");
         fs::set_permissions(helper.runtime_dir(), fs::Permissions::from_mode(0o700)).expect("chmod XDG_RUNTIME_DIR");
-        symlink(Self::binary(), helper.bin_dir().join(Self::NAME)).expect("symlink the helper");
         helper.write_containers_config();
         helper
     }
@@ -241,7 +250,12 @@ impl Helper {
         let program_path = if program.contains('/') {
             PathBuf::from(program)
         } else if program == Self::NAME {
-            self.bin_dir().join(program)
+            let own = self.bin_dir().join(program);
+            if own.exists() {
+                own
+            } else {
+                find_tool(program).unwrap_or_else(|| panic!("`{program}` is not installed in {SYSTEM_PATH}"))
+            }
         } else {
             require_tool(program, debian_package_of(program))
         };
