@@ -10,7 +10,9 @@
 //! Every test binary includes this module with `mod support;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod image;
+pub mod namespace;
 pub mod registry;
 
 use std::ffi::OsString;
@@ -28,17 +30,95 @@ use tempfile::TempDir;
 /// How long one client command may run before it is killed and the test fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Directories searched for clients, after the helper's own bin dir.
-const SYSTEM_PATH: &str = "/usr/bin:/bin";
+/// Directories searched for clients, after the helper's own bin dir: Debian's, and never
+/// `/usr/local`, so that a client installed by hand cannot stand in for the packaged one.
+const SYSTEM_PATH: &str = "/usr/bin:/bin:/usr/sbin:/sbin";
 
-/// Fails the test loudly when a tool the end-to-end tests need is not installed.
+/// How long one `apt-get` call may take (a cold `apt-get update` plus a large install).
+const APT_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Finds a tool the end-to-end tests need. When it is missing and we are root, installs its
+/// Debian package with apt-get (running `apt-get update` once if the package lists are
+/// missing); otherwise, or when that fails, fails the test naming the package.
 pub fn require_tool(name: &str, debian_package: &str) -> PathBuf {
-    SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(name)).find(|path| path.is_file()).unwrap_or_else(|| {
-        panic!(
+    if let Some(path) = find_tool(name) {
+        return path;
+    }
+    let installed = install_package(debian_package);
+    match (find_tool(name), installed) {
+        (Some(path), _) => path,
+        (None, Err(why)) => panic!(
             "`{name}` is required by this end-to-end test but was not found in {SYSTEM_PATH}; \
-                 install it with `apt-get install -y {debian_package}`"
-        )
-    })
+             install it with `apt-get install -y {debian_package}` ({why})"
+        ),
+        (None, Ok(())) => {
+            panic!("`{name}` is still not in {SYSTEM_PATH} after installing the Debian package `{debian_package}`")
+        }
+    }
+}
+
+/// The Debian package that ships `program`, for the tools these tests run.
+pub fn debian_package_of(program: &str) -> &str {
+    match program {
+        "docker" | "dockerd" => "docker.io",
+        "htpasswd" => "apache2-utils",
+        "ip" => "iproute2",
+        "unshare" | "mount" => "util-linux",
+        "rpmbuild" => "rpm",
+        "groff" => "groff",
+        other => other,
+    }
+}
+
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(name)).find(|path| path.is_file())
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Held while this test binary runs apt-get or dpkg: dpkg takes its lock without waiting.
+pub static PACKAGE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `apt-get install -y PACKAGE`, serialised within this test binary and waiting for another
+/// apt's lock; `apt-get update` once first when the lists do not know the package.
+fn install_package(package: &str) -> Result<(), String> {
+    if !is_root() {
+        return Err("not root, so it cannot be installed here".to_owned());
+    }
+    let _guard = PACKAGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let apt = |args: &[&str]| {
+        let mut command = Command::new("/usr/bin/apt-get");
+        command
+            .args(["-o", "DPkg::Lock::Timeout=300", "-o", "Acquire::Retries=3"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        eprintln!("e2e: installing the Debian package `{package}`: apt-get {}", args.join(" "));
+        run_bounded_allow_timeout(command, APT_TIMEOUT)
+    };
+    let first = apt(&["install", "-y", "--no-install-recommends", package])?;
+    if first.success() {
+        return Ok(());
+    }
+    let update = apt(&["update"])?;
+    if !update.success() {
+        return Err(format!("apt-get update failed:\n{update}"));
+    }
+    let second = apt(&["install", "-y", "--no-install-recommends", package])?;
+    if second.success() {
+        Ok(())
+    } else {
+        Err(format!("apt-get install failed:\n{second}"))
+    }
+}
+
+/// Like [`run_bounded`], but a timeout is an error value rather than a test failure.
+fn run_bounded_allow_timeout(command: Command, timeout: Duration) -> Result<Output, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_bounded(command, None, timeout)))
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the command panicked".to_owned()))
 }
 
 /// Writes `value` as pretty JSON, creating parent directories.
@@ -73,6 +153,14 @@ impl Helper {
     }
 
     pub fn new() -> Helper {
+        let helper = Helper::without_built_binary();
+        symlink(Self::binary(), helper.bin_dir().join(Self::NAME)).expect("symlink the helper");
+        helper
+    }
+
+    /// The same isolated HOME, but with nothing in its bin dir: clients find whichever
+    /// `docker-credential-icr` is installed in the system directories (a package's).
+    pub fn without_built_binary() -> Helper {
         let home = tempfile::Builder::new().prefix("icr-e2e-home-").tempdir().expect("create temp HOME");
         let helper = Helper { home, extra_env: Vec::new() };
         for dir in [helper.bin_dir(), helper.config_home(), helper.cache_home(), helper.tmp_dir()] {
@@ -81,7 +169,6 @@ impl Helper {
         // containers/image wants a private runtime dir, as on a real login session.
         fs::create_dir_all(helper.runtime_dir()).expect("create XDG_RUNTIME_DIR");
         fs::set_permissions(helper.runtime_dir(), fs::Permissions::from_mode(0o700)).expect("chmod XDG_RUNTIME_DIR");
-        symlink(Self::binary(), helper.bin_dir().join(Self::NAME)).expect("symlink the helper");
         helper.write_containers_config();
         helper
     }
@@ -152,19 +239,25 @@ impl Helper {
         self.extra_env.push((key, value.into()));
     }
 
+    /// Removes a variable added with [`Helper::set_env`].
+    pub fn remove_env(&mut self, key: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+    }
+
     /// A command for `program` (looked up on the isolated `PATH`) with the cleared environment.
     pub fn command(&self, program: &str) -> Command {
         let path = format!("{}:{SYSTEM_PATH}", self.bin_dir().display());
         let program_path = if program.contains('/') {
             PathBuf::from(program)
         } else if program == Self::NAME {
-            self.bin_dir().join(program)
+            let own = self.bin_dir().join(program);
+            if own.exists() {
+                own
+            } else {
+                find_tool(program).unwrap_or_else(|| panic!("`{program}` is not installed in {SYSTEM_PATH}"))
+            }
         } else {
-            let package = match program {
-                "docker" => "docker.io",
-                other => other,
-            };
-            require_tool(program, package)
+            require_tool(program, debian_package_of(program))
         };
         let mut command = Command::new(program_path);
         command

@@ -23,6 +23,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const PORT_ATTEMPTS: usize = 5;
 
 /// A throwaway CA and a server certificate it signed, as PEM files in a directory.
+#[derive(Clone)]
 pub struct Tls {
     pub ca_pem: PathBuf,
     pub cert_pem: PathBuf,
@@ -90,9 +91,26 @@ enum Auth {
     Htpasswd(Vec<(String, String)>),
 }
 
-/// A running distribution registry (`/usr/bin/docker-registry serve`) on `127.0.0.1:<port>`.
+/// Where a [`Registry`] listens and which certificate it serves.
+pub struct Listen {
+    /// A loopback address (`127.0.0.1`, another of 127/8, or `::1`).
+    pub ip: String,
+    /// A fixed port (`443` under the real ICR names); `None` picks a free one.
+    pub port: Option<u16>,
+    /// The certificate to serve; `None` generates one for the address alone.
+    pub tls: Option<Tls>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen { ip: "127.0.0.1".to_owned(), port: None, tls: None }
+    }
+}
+
+/// A running distribution registry (`/usr/bin/docker-registry serve`) on `IP:PORT`.
 pub struct Registry {
     child: Child,
+    ip: String,
     port: u16,
     dir: TempDir,
     tls: Tls,
@@ -102,20 +120,31 @@ pub struct Registry {
 impl Registry {
     /// A registry that requires basic auth; `users` are (name, password) pairs.
     pub fn with_users(users: &[(&str, &str)]) -> Registry {
-        let users = users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
-        Self::start(Auth::Htpasswd(users))
+        Self::with_users_on(users, Listen::default())
     }
 
     /// A registry without authentication, for anonymous pulls.
     pub fn anonymous() -> Registry {
-        Self::start(Auth::Anonymous)
+        Self::anonymous_on(Listen::default())
     }
 
-    fn start(auth: Auth) -> Registry {
+    /// [`Registry::with_users`] at a chosen address, port and certificate.
+    pub fn with_users_on(users: &[(&str, &str)], listen: Listen) -> Registry {
+        let users = users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
+        Self::start(Auth::Htpasswd(users), &listen)
+    }
+
+    /// [`Registry::anonymous`] at a chosen address, port and certificate.
+    pub fn anonymous_on(listen: Listen) -> Registry {
+        Self::start(Auth::Anonymous, &listen)
+    }
+
+    fn start(auth: Auth, listen: &Listen) -> Registry {
         let binary = require_tool("docker-registry", "docker-registry");
         let mut failures = Vec::new();
-        for _ in 0..PORT_ATTEMPTS {
-            match Self::try_start(&binary, &auth) {
+        let attempts = if listen.port.is_some() { 1 } else { PORT_ATTEMPTS };
+        for _ in 0..attempts {
+            match Self::try_start(&binary, &auth, listen) {
                 Ok(registry) => return registry,
                 Err((failure, port_taken)) => {
                     failures.push(failure);
@@ -130,9 +159,12 @@ impl Registry {
 
     /// One attempt on a fresh port and a fresh dir; the error says whether another process
     /// took the port (worth another attempt) or something else went wrong.
-    fn try_start(binary: &Path, auth: &Auth) -> Result<Registry, (String, bool)> {
+    fn try_start(binary: &Path, auth: &Auth, listen: &Listen) -> Result<Registry, (String, bool)> {
         let dir = tempfile::Builder::new().prefix("icr-e2e-registry-").tempdir().expect("create registry temp dir");
-        let tls = Tls::generate(dir.path(), &[]);
+        let tls = match &listen.tls {
+            Some(tls) => tls.clone(),
+            None => Tls::generate(dir.path(), &[listen.ip.as_str()]),
+        };
         if let Auth::Htpasswd(users) = auth {
             let htpasswd = dir.path().join("htpasswd");
             File::create(&htpasswd).expect("create htpasswd");
@@ -141,11 +173,12 @@ impl Registry {
             }
         }
         fs::create_dir_all(dir.path().join("storage")).expect("create storage dir");
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
+        let ip = listen.ip.clone();
+        let port = listen.port.unwrap_or_else(|| free_port(&ip));
+        let host = socket_host(&ip, port);
         let cert_dir = tls.write_certs_d(&dir.path().join("certs.d"), &host);
         let config = dir.path().join("config.yml");
-        fs::write(&config, config_yaml(dir.path(), &tls, port, auth)).expect("config.yml");
+        fs::write(&config, config_yaml(dir.path(), &tls, &host, auth)).expect("config.yml");
         let log = File::create(dir.path().join("registry.log")).expect("create log");
         let child = Command::new(binary)
             .arg("serve")
@@ -156,7 +189,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut registry = Registry { child, port, dir, tls, cert_dir };
+        let mut registry = Registry { child, ip, port, dir, tls, cert_dir };
         match registry.wait_ready(matches!(auth, Auth::Htpasswd(_))) {
             Ok(()) => Ok(registry),
             Err(failure) => {
@@ -168,9 +201,10 @@ impl Registry {
         }
     }
 
-    /// `127.0.0.1:PORT`, the registry's name as clients and credential helpers see it.
+    /// `IP:PORT` (`127.0.0.1:PORT` by default), the registry's name as clients and credential
+    /// helpers see it when no host name maps to it.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        socket_host(&self.ip, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -203,6 +237,13 @@ impl Registry {
         append_htpasswd(&self.htpasswd_path(), user, password);
     }
 
+    /// The last `lines` lines of the log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Everything the registry has logged so far (level debug, text format).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -211,8 +252,20 @@ impl Registry {
     /// The users the registry has authenticated so far, in order, from its
     /// `auth.user.name=<user>` log fields.
     pub fn authenticated_users(&self) -> Vec<String> {
+        self.authenticated_users_since(0)
+    }
+
+    /// A mark in the log, for [`Registry::authenticated_users_since`].
+    pub fn log_mark(&self) -> usize {
+        self.log().len()
+    }
+
+    /// The users the registry has authenticated after `mark` (from [`Registry::log_mark`]).
+    pub fn authenticated_users_since(&self, mark: usize) -> Vec<String> {
         let log = self.log();
         let mut users: Vec<String> = log
+            .get(mark..)
+            .unwrap_or_default()
             .split_whitespace()
             .filter_map(|word| word.strip_prefix("auth.user.name="))
             .map(|user| user.trim_matches('"').to_string())
@@ -269,16 +322,32 @@ impl Drop for Registry {
     }
 }
 
+/// `IP:PORT`, with an IPv6 address in brackets.
+fn socket_host(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// A port the OS considers free right now. The listener is closed before the registry binds,
 /// so another process may take the port in between; [`Registry::start`] retries then.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+fn free_port(ip: &str) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
     listener.local_addr().expect("local addr").port()
 }
+
+/// The most of a password that bcrypt reads.
+const BCRYPT_MAX_BYTES: usize = 72;
 
 /// Appends `user:bcrypt(password)` as `htpasswd -Bbn` prints it.
 fn append_htpasswd(path: &Path, user: &str, password: &str) {
     let htpasswd = require_tool("htpasswd", "apache2-utils");
+    // bcrypt reads only the first 72 bytes of a password (and htpasswd refuses more than
+    // 256), so a longer one, such as an IAM token, is hashed by those 72 bytes: the registry
+    // then checks that much of it, as it would with any bcrypt htpasswd.
+    let password = password.get(..BCRYPT_MAX_BYTES).unwrap_or(password);
     let mut command = Command::new(htpasswd);
     command.env_clear().args(["-Bbn", user, password]);
     let output = run_bounded(command, None, COMMAND_TIMEOUT);
@@ -295,7 +364,7 @@ fn append_htpasswd(path: &Path, user: &str, password: &str) {
 
 /// The registry's config. Log level debug, because at info the registry names the
 /// authenticated user (`auth.user.name`) only on failed requests, and tests assert on it.
-fn config_yaml(dir: &Path, tls: &Tls, port: u16, auth: &Auth) -> String {
+fn config_yaml(dir: &Path, tls: &Tls, addr: &str, auth: &Auth) -> String {
     let auth_section = match auth {
         Auth::Anonymous => String::new(),
         Auth::Htpasswd(_) => {
@@ -306,7 +375,7 @@ fn config_yaml(dir: &Path, tls: &Tls, port: u16, auth: &Auth) -> String {
         "version: 0.1\n\
          log:\n  level: debug\n  formatter: text\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: icr-e2e-not-a-secret\n\
+         http:\n  addr: \"{addr}\"\n  secret: icr-e2e-not-a-secret\n\
          \x20 tls:\n    certificate: {cert}\n    key: {key}\n\
          {auth_section}",
         storage = dir.join("storage").display(),

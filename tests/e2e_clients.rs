@@ -1,0 +1,347 @@
+//! End-to-end under the real ICR names: docker (with a real dockerd), podman, buildah and
+//! skopeo log in, pull, push and log out against a real distribution registry that answers as
+//! `us.icr.io`, `de.icr.io`, `private.jp.icr.io`, `icr.io` and `registry.ng.bluemix.net` on
+//! loopback port 443, inside private namespaces (see `support::namespace`). The helper is found
+//! through `credHelpers` and recognises the hosts through its built-in region table: no
+//! config file names them.
+//!
+//! The registry's htpasswd holds exactly what the helper should hand out for each mode (the
+//! API key, the token the fake IAM issued, the ibmcloud CLI session's refresh token), and the
+//! registry's log names the user it authenticated, so a passing step proves which credential
+//! reached it.
+//!
+//! Each step prints `e2e: client=… mode=… host=… step=… ok` (shown with `--nocapture`).
+
+mod support;
+
+use std::fs;
+
+use fake_iam::{Config, FakeIam};
+use serde_json::json;
+use support::clients::{Client, Session};
+use support::image::OciImage;
+use support::namespace::{in_namespace, Namespace, AUTH_IP, ICR_HOSTS, OPEN_HOST, OPEN_IP, SPOOFED_HOST};
+use support::registry::{Listen, Registry};
+use support::{mode_of, write_json, Helper, Output};
+
+/// The IAM API key the registry accepts as the password of `iamapikey`.
+const API_KEY: &str = "e2e-icr-api-key-0123456789abcdefghijklmnopq";
+/// A key IAM and the registry know nothing of.
+const WRONG_KEY: &str = "e2e-icr-wrong-key-9876543210zyxwvutsrqpo";
+/// The refresh token of a fake `ibmcloud login` session.
+const REFRESH_TOKEN: &str = "e2e-ibmcloud-cli-refresh-token-0123456789";
+/// Static credentials used only to put the test image into the registry.
+const SEED_USER: &str = "e2e-seed";
+const SEED_PASSWORD: &str = "e2e-seed-password";
+/// The image every client pulls, pushed by the harness beforehand.
+const SEED_REPO: &str = "ns/img:seed";
+
+fn every_icr_host() -> Vec<&'static str> {
+    let mut hosts = ICR_HOSTS.to_vec();
+    hosts.extend([SPOOFED_HOST, OPEN_HOST]);
+    hosts
+}
+
+fn on_443(ip: &str, ns: &Namespace) -> Listen {
+    Listen { ip: ip.to_owned(), port: Some(443), tls: Some(ns.tls().clone()) }
+}
+
+/// Pushes a fresh test image to `HOST/ns/img:seed` with skopeo and static credentials (or
+/// none), outside any helper.
+fn seed(ns: &Namespace, host: &str, creds: Option<&str>) -> OciImage {
+    let seeder = Helper::new();
+    let image = OciImage::build(&ns.scratch(&format!("image-{host}")), "seed", &format!("seeded for {host}\n"));
+    let dest = format!("docker://{host}/{SEED_REPO}");
+    let reference = image.reference();
+    let mut args = vec!["copy"];
+    if let Some(creds) = creds {
+        args.extend(["--dest-creds", creds]);
+    }
+    args.extend([reference.as_str(), dest.as_str()]);
+    seeder.run_ok("skopeo", &args, None);
+    image
+}
+
+fn is_unauthorized(text: &str) -> bool {
+    let text = text.to_lowercase();
+    [
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "access denied",
+        "access to the requested resource is not authorized",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// One step of a scenario: prints its `e2e:` line and fails with everything on a surprise.
+struct Step<'a> {
+    session: &'a Session,
+    registry: &'a Registry,
+    mode: &'a str,
+    host: &'a str,
+}
+
+impl Step<'_> {
+    fn line(&self, step: &str, verdict: &str) -> String {
+        format!("e2e: client={} mode={} host={} step={step} ... {verdict}", self.session.client, self.mode, self.host)
+    }
+
+    #[track_caller]
+    fn fail(&self, step: &str, why: &str, output: &Output) -> ! {
+        eprintln!("{}", self.line(step, "FAILED"));
+        panic!(
+            "{}\n{why}\n{output}\n--- registry log ---\n{}\n--- dockerd log ---\n{}",
+            self.line(step, "FAILED"),
+            self.registry.log_tail(60),
+            self.session.daemon_log()
+        );
+    }
+
+    #[track_caller]
+    fn ok(&self, step: &str, output: Output) -> Output {
+        if !output.success() {
+            self.fail(step, "the client failed", &output);
+        }
+        assert_no_secret_leaked(&output);
+        eprintln!("{}", self.line(step, "ok"));
+        output
+    }
+
+    /// The client must fail with the registry's refusal, not a helper crash.
+    #[track_caller]
+    fn refused(&self, step: &str, output: Output) {
+        if output.success() {
+            self.fail(step, "the client should have been refused", &output);
+        }
+        if !is_unauthorized(&output.all_text()) {
+            self.fail(step, "the failure should be the registry's refusal", &output);
+        }
+        if output.all_text().contains("panicked") {
+            self.fail(step, "the helper crashed", &output);
+        }
+        assert_no_secret_leaked(&output);
+        eprintln!("{}", self.line(step, "ok (refused)"));
+    }
+
+    /// Runs `action`, then checks that the registry authenticated `user` and no one else.
+    #[track_caller]
+    fn ok_as(&self, step: &str, user: &str, action: impl FnOnce() -> Output) -> Output {
+        let mark = self.registry.log_mark();
+        let output = self.ok(step, action());
+        let users = self.registry.authenticated_users_since(mark);
+        if users.is_empty() || users.iter().any(|u| u != user) {
+            self.fail(step, &format!("the registry should have authenticated `{user}` only, got {users:?}"), &output);
+        }
+        output
+    }
+
+    /// Runs `action`, which must be refused, with no one authenticated meanwhile.
+    #[track_caller]
+    fn refused_anonymous(&self, step: &str, action: impl FnOnce() -> Output) {
+        let mark = self.registry.log_mark();
+        let output = action();
+        let users = self.registry.authenticated_users_since(mark);
+        if !users.is_empty() {
+            self.fail(step, &format!("the registry should have authenticated no one, got {users:?}"), &output);
+        }
+        self.refused(step, output);
+    }
+}
+
+#[track_caller]
+fn assert_no_secret_leaked(output: &Output) {
+    for secret in [API_KEY, WRONG_KEY, REFRESH_TOKEN] {
+        assert!(!output.all_text().contains(secret), "a secret was printed:\n{output}");
+    }
+}
+
+/// The client's own auth files keep the `credHelpers` and never a credential.
+#[track_caller]
+fn assert_auth_files_hold_no_secret(session: &Session, secrets: &[&str]) {
+    for path in session.auth_files() {
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        for secret in secrets {
+            assert!(!text.contains(secret), "{} holds a secret:\n{text}", path.display());
+        }
+        let json: serde_json::Value = serde_json::from_str(&text).expect("auth file is JSON");
+        assert_eq!(json["credHelpers"]["us.icr.io"], "icr", "{}: {text}", path.display());
+    }
+}
+
+/// `docker-credential-icr get HOST` in the session's environment: the JSON answer.
+fn helper_get(session: &Session, host: &str) -> serde_json::Value {
+    let output = session.helper.run_helper("get", host);
+    output.assert_success();
+    serde_json::from_str(&output.stdout).unwrap_or_else(|e| panic!("get printed no JSON ({e}):\n{output}"))
+}
+
+/// Every mode, each under a different ICR name: `iamapikey` from a stored login (login →
+/// store, pull/push → get, logout → erase), `iamapikey` from the environment, `iambearer`
+/// through the fake IAM, `iamrefresh` from an ibmcloud CLI session.
+fn every_mode(ns: &Namespace, client: Client) {
+    let users = [(SEED_USER, SEED_PASSWORD), ("iamapikey", API_KEY), ("iamrefresh", REFRESH_TOKEN)];
+    let registry = Registry::with_users_on(&users, on_443(AUTH_IP, ns));
+    seed(ns, "us.icr.io", Some(&format!("{SEED_USER}:{SEED_PASSWORD}")));
+    let mut session = Session::new(client, &every_icr_host());
+    let pushed = |host: &str, mode: &str| format!("{host}/ns/img:{client}-{mode}");
+
+    // iamapikey from a stored login.
+    let host = "us.icr.io";
+    let step = Step { session: &session, registry: &registry, mode: "iamapikey(login)", host };
+    let seeded = format!("{host}/{SEED_REPO}");
+    step.ok("login", session.login(host, "iamapikey", API_KEY));
+    let credentials = session.helper.credentials_path();
+    let stored = fs::read_to_string(&credentials).unwrap_or_else(|e| panic!("login should store a login: {e}"));
+    assert!(stored.contains(host), "{stored}");
+    assert_eq!(mode_of(&credentials), 0o600, "{}", credentials.display());
+    assert_auth_files_hold_no_secret(&session, &[API_KEY]);
+    step.ok_as("pull", "iamapikey", || session.pull(&seeded));
+    step.ok_as("push", "iamapikey", || session.push(&seeded, &pushed(host, "login")));
+    step.ok("logout", session.logout(host));
+    let stored = fs::read_to_string(&credentials).unwrap_or_default();
+    assert!(!stored.contains(API_KEY), "logout left the key behind:\n{stored}");
+    step.refused_anonymous("pull-after-logout", || session.pull(&seeded));
+
+    // iamapikey from the environment, on a regional and on a legacy name.
+    session.helper.set_env("IBMCLOUD_API_KEY", API_KEY);
+    for host in ["de.icr.io", "registry.ng.bluemix.net"] {
+        let step = Step { session: &session, registry: &registry, mode: "iamapikey(env)", host };
+        let seeded = format!("{host}/{SEED_REPO}");
+        step.ok_as("pull", "iamapikey", || session.pull(&seeded));
+        step.ok_as("push", "iamapikey", || session.push(&seeded, &pushed(host, "env")));
+    }
+    let stored = fs::read_to_string(&credentials).unwrap_or_default();
+    assert!(!stored.contains(API_KEY), "get must not store a login:\n{stored}");
+
+    // iambearer: the key is exchanged at the fake IAM; the registry accepts that token.
+    let iam = FakeIam::start(Config::new().apikey(API_KEY));
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", iam.url());
+    let host = "private.jp.icr.io";
+    let answer = helper_get(&session, host);
+    assert_eq!(answer["Username"], "iambearer", "{answer}");
+    let token = answer["Secret"].as_str().expect("a token").to_owned();
+    assert_eq!(iam.tokens_issued(), 1);
+    registry.add_user("iambearer", &token);
+    let step = Step { session: &session, registry: &registry, mode: "iambearer", host };
+    let seeded = format!("{host}/{SEED_REPO}");
+    step.ok_as("pull", "iambearer", || session.pull(&seeded));
+    step.ok_as("push", "iambearer", || session.push(&seeded, &pushed(host, "bearer")));
+    assert_eq!(iam.tokens_issued(), 1, "the client's calls should reuse the cached token");
+    assert_auth_files_hold_no_secret(&session, &[API_KEY, &token]);
+    for key in ["IBMCLOUD_API_KEY", "DOCKER_CREDENTIAL_ICR_MODE", "DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"] {
+        session.helper.remove_env(key);
+    }
+
+    // iamrefresh from the ibmcloud CLI session of `ibmcloud login`.
+    let cli_config = session.helper.home().join(".bluemix").join("config.json");
+    write_json(&cli_config, &json!({ "IAMRefreshToken": REFRESH_TOKEN, "IAMToken": "", "Region": "us-south" }));
+    let host = "icr.io";
+    let step = Step { session: &session, registry: &registry, mode: "iamrefresh", host };
+    let seeded = format!("{host}/{SEED_REPO}");
+    step.ok_as("pull", "iamrefresh", || session.pull(&seeded));
+    step.ok_as("push", "iamrefresh", || session.push(&seeded, &pushed(host, "refresh")));
+    assert_auth_files_hold_no_secret(&session, &[API_KEY, REFRESH_TOKEN]);
+}
+
+/// What must not work: no credentials pulls anonymously from an open registry; a wrong key
+/// gets the registry's refusal; a host that only looks like ICR gets nothing, even with the
+/// right key in the environment.
+fn negative_paths(ns: &Namespace, client: Client) {
+    let registry = Registry::with_users_on(&[(SEED_USER, SEED_PASSWORD), ("iamapikey", API_KEY)], on_443(AUTH_IP, ns));
+    let open = Registry::anonymous_on(on_443(OPEN_IP, ns));
+    seed(ns, "us.icr.io", Some(&format!("{SEED_USER}:{SEED_PASSWORD}")));
+    seed(ns, OPEN_HOST, None);
+    let mut session = Session::new(client, &every_icr_host());
+
+    let step = Step { session: &session, registry: &open, mode: "none", host: OPEN_HOST };
+    let not_found = session.helper.run_helper("get", OPEN_HOST);
+    assert_eq!(
+        (not_found.status.code(), not_found.stdout.as_str()),
+        (Some(1), "credentials not found in native keychain\n"),
+        "{not_found}"
+    );
+    step.ok("pull-anonymous", session.pull(&format!("{OPEN_HOST}/{SEED_REPO}")));
+
+    session.helper.set_env("IBMCLOUD_API_KEY", WRONG_KEY);
+    let step = Step { session: &session, registry: &registry, mode: "iamapikey(wrong-key)", host: "us.icr.io" };
+    step.refused_anonymous("pull", || session.pull(&format!("us.icr.io/{SEED_REPO}")));
+
+    session.helper.set_env("IBMCLOUD_API_KEY", API_KEY);
+    let step = Step { session: &session, registry: &registry, mode: "iamapikey(env)", host: SPOOFED_HOST };
+    let not_found = session.helper.run_helper("get", SPOOFED_HOST);
+    assert_eq!(not_found.stdout, "credentials not found in native keychain\n", "{not_found}");
+    step.refused_anonymous("pull-spoofed", || session.pull(&format!("{SPOOFED_HOST}/{SEED_REPO}")));
+    // The same registry, the same key, under a real name: the refusal above was the host's.
+    let step = Step { session: &session, registry: &registry, mode: "iamapikey(env)", host: "us.icr.io" };
+    step.ok_as("pull", "iamapikey", || session.pull(&format!("us.icr.io/{SEED_REPO}")));
+}
+
+#[test]
+fn docker_every_mode_under_real_icr_names() {
+    in_namespace("docker_every_mode_under_real_icr_names", |ns| every_mode(ns, Client::Docker));
+}
+
+#[test]
+fn podman_every_mode_under_real_icr_names() {
+    in_namespace("podman_every_mode_under_real_icr_names", |ns| every_mode(ns, Client::Podman));
+}
+
+#[test]
+fn buildah_every_mode_under_real_icr_names() {
+    in_namespace("buildah_every_mode_under_real_icr_names", |ns| every_mode(ns, Client::Buildah));
+}
+
+#[test]
+fn skopeo_every_mode_under_real_icr_names() {
+    in_namespace("skopeo_every_mode_under_real_icr_names", |ns| every_mode(ns, Client::Skopeo));
+}
+
+#[test]
+fn docker_negative_paths() {
+    in_namespace("docker_negative_paths", |ns| negative_paths(ns, Client::Docker));
+}
+
+#[test]
+fn podman_negative_paths() {
+    in_namespace("podman_negative_paths", |ns| negative_paths(ns, Client::Podman));
+}
+
+#[test]
+fn buildah_negative_paths() {
+    in_namespace("buildah_negative_paths", |ns| negative_paths(ns, Client::Buildah));
+}
+
+#[test]
+fn skopeo_negative_paths() {
+    in_namespace("skopeo_negative_paths", |ns| negative_paths(ns, Client::Skopeo));
+}
+
+/// The README's path for a new user: `docker-credential-icr configure` on a fresh HOME, an API
+/// key in the environment, and `skopeo inspect docker://us.icr.io/…` works with no other
+/// setup (no --authfile, no config file).
+#[test]
+fn new_user_following_the_readme_inspects_us_icr_io_with_skopeo() {
+    in_namespace("new_user_following_the_readme_inspects_us_icr_io_with_skopeo", |ns| {
+        let registry =
+            Registry::with_users_on(&[(SEED_USER, SEED_PASSWORD), ("iamapikey", API_KEY)], on_443(AUTH_IP, ns));
+        let image = seed(ns, "us.icr.io", Some(&format!("{SEED_USER}:{SEED_PASSWORD}")));
+        let mut user = Helper::new();
+        user.run_ok(Helper::NAME, &["configure"], None);
+        for file in [user.home().join(".docker/config.json"), user.config_home().join("containers/auth.json")] {
+            let text =
+                fs::read_to_string(&file).unwrap_or_else(|e| panic!("configure should write {}: {e}", file.display()));
+            let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            assert_eq!(json["credHelpers"]["us.icr.io"], "icr", "{}: {text}", file.display());
+        }
+        user.set_env("IBMCLOUD_API_KEY", API_KEY);
+        let mark = registry.log_mark();
+        let inspect = user.run_ok("skopeo", &["inspect", &format!("docker://us.icr.io/{SEED_REPO}")], None);
+        let json: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("skopeo inspect prints JSON");
+        assert_eq!(json["Digest"], image.manifest_digest.as_str(), "{inspect}");
+        assert_eq!(registry.authenticated_users_since(mark), vec!["iamapikey".to_owned()], "{}", registry.log());
+        eprintln!("e2e: client=skopeo mode=iamapikey(env) host=us.icr.io step=readme-configure-inspect ... ok");
+    });
+}

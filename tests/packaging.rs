@@ -1,0 +1,363 @@
+//! The packages: the man page is clean groff that documents every action, subcommand and
+//! environment variable; the Debian package (cargo-deb) installs with `dpkg -i`, serves a real
+//! skopeo round trip from `/usr/bin`, and leaves nothing behind when purged; the RPM spec builds
+//! with `rpmbuild` and holds the expected files.
+//!
+//! The release binary is built once per test run into `target/packaging/target`, a target dir
+//! of its own, so that the nested cargo never waits on the build lock of the cargo running us.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::json;
+use support::image::OciImage;
+use support::registry::Registry;
+use support::{find_tool, mode_of, require_tool, run_bounded, write_json, Helper, Output};
+
+const PACKAGE: &str = "docker-credential-icr";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// A release build with fat LTO on a small, busy machine; or installing cargo-deb.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(2400);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn packaging_dir() -> PathBuf {
+    workspace().join("target").join("packaging")
+}
+
+fn man_page() -> PathBuf {
+    workspace().join("packaging/man/docker-credential-icr.1")
+}
+
+/// A command whose environment is ours (cargo needs HOME, CARGO_HOME, RUSTUP_HOME…) but
+/// whose target dir is the packaging one.
+fn cargo() -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command.current_dir(workspace()).env("CARGO_TARGET_DIR", packaging_dir().join("target"));
+    command
+}
+
+#[track_caller]
+fn run_ok(command: Command, timeout: Duration) -> Output {
+    let output = run_bounded(command, None, timeout);
+    output.assert_success();
+    output
+}
+
+/// `target/packaging/target/release/docker-credential-icr`, built once per test run.
+fn release_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "--bin", PACKAGE]);
+        run_ok(build, BUILD_TIMEOUT);
+        let binary = packaging_dir().join("target/release").join(PACKAGE);
+        assert!(binary.is_file(), "cargo build --release left no {}", binary.display());
+        binary
+    })
+}
+
+/// `cargo-deb`: from `$CARGO_HOME/bin` when it is there, else installed (once) into
+/// `target/packaging/tools` with `cargo install cargo-deb --locked`.
+fn cargo_deb() -> PathBuf {
+    static TOOL: OnceLock<PathBuf> = OnceLock::new();
+    TOOL.get_or_init(|| {
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+        let tools = packaging_dir().join("tools");
+        let candidates: Vec<PathBuf> =
+            cargo_home.into_iter().map(|h| h.join("bin/cargo-deb")).chain([tools.join("bin/cargo-deb")]).collect();
+        if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+            return found.clone();
+        }
+        eprintln!("packaging: installing cargo-deb into {}", tools.display());
+        let mut install = Command::new(env!("CARGO"));
+        install.args(["install", "cargo-deb", "--locked", "--root"]).arg(&tools);
+        run_ok(install, BUILD_TIMEOUT);
+        let installed = tools.join("bin/cargo-deb");
+        assert!(installed.is_file(), "cargo install cargo-deb left no {}", installed.display());
+        installed
+    })
+    .clone()
+}
+
+/// Builds the .deb from the release binary and returns its path.
+fn build_deb() -> PathBuf {
+    release_binary();
+    let out = packaging_dir().join("deb");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).expect("create deb output dir");
+    let mut deb = cargo();
+    deb.arg("deb").args(["--no-build", "--no-strip", "--output"]).arg(&out);
+    // cargo finds `cargo-deb` on PATH as the `deb` subcommand.
+    let tool_dir = cargo_deb().parent().expect("bin dir").to_path_buf();
+    let path = std::env::var("PATH").unwrap_or_default();
+    deb.env("PATH", format!("{}:{path}", tool_dir.display()));
+    run_ok(deb, BUILD_TIMEOUT);
+    let debs: Vec<PathBuf> = fs::read_dir(&out)
+        .expect("read deb output dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "expected one .deb in {}: {debs:?}", out.display());
+    debs[0].clone()
+}
+
+/// Runs dpkg (holding the lock that apt-get installs in this binary hold too).
+fn dpkg(args: &[&str]) -> Output {
+    let _guard = support::PACKAGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut command = Command::new(require_tool("dpkg", "dpkg"));
+    command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    run_bounded(command, None, Duration::from_secs(300))
+}
+
+/// Purges the package when the test ends, passed or not, so that a failure leaves no
+/// installed package behind.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = dpkg(&["--purge", PACKAGE]);
+    }
+}
+
+/// The environment variables the code reads or sets: quoted names in `src/` with the prefixes
+/// of this domain.
+fn env_vars_in_src() -> BTreeSet<String> {
+    let prefixes = ["DOCKER_CREDENTIAL_ICR_", "IBMCLOUD_", "IC_", "BLUEMIX_", "DOCKER_", "REGISTRY_", "ICR_", "XDG_"];
+    let mut names = BTreeSet::new();
+    let mut stack = vec![workspace().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read src dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = fs::read_to_string(&path).expect("read source file");
+            for quoted in text.split('"').skip(1).step_by(2) {
+                let is_name = !quoted.is_empty()
+                    && quoted.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                if is_name && prefixes.iter().any(|p| quoted.starts_with(p)) {
+                    names.insert(quoted.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The man page's text with groff's escaped hyphens turned back into plain ones.
+fn man_text() -> String {
+    fs::read_to_string(man_page()).expect("read the man page").replace("\\-", "-")
+}
+
+#[test]
+fn man_page_is_clean_groff() {
+    let groff = require_tool("groff", "groff");
+    let mut command = Command::new(groff);
+    command.args(["-man", "-ww", "-z"]).arg(man_page());
+    let output = run_bounded(command, None, Duration::from_secs(60));
+    assert!(output.success() && output.stderr.is_empty(), "groff reported problems:\n{output}");
+}
+
+#[test]
+fn man_page_documents_every_action_subcommand_environment_variable_and_file() {
+    let text = man_text();
+    let entries: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(".B ").or_else(|| l.strip_prefix(".BI ")).or_else(|| l.strip_prefix(".BR ")))
+        .collect();
+    for action in ["get", "store", "erase", "list", "version", "configure", "explain", "exec", "kubelet"] {
+        assert!(
+            entries.iter().any(|e| e.split_whitespace().next() == Some(action)),
+            "the man page has no entry for `{action}`"
+        );
+    }
+    let documented = [
+        "DOCKER_CREDENTIAL_ICR_MODE",
+        "DOCKER_CREDENTIAL_ICR_CONFIG",
+        "DOCKER_CREDENTIAL_ICR_CACHE_DIR",
+        "DOCKER_CREDENTIAL_ICR_NO_CACHE",
+        "DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT",
+        "DOCKER_CREDENTIAL_ICR_LOG",
+        "IBMCLOUD_API_KEY",
+        "IC_API_KEY",
+        "BLUEMIX_API_KEY",
+        "IBMCLOUD_IAM_TOKEN",
+        "IC_IAM_TOKEN",
+        "IBMCLOUD_CR_PROFILE",
+        "IBMCLOUD_CR_TOKEN",
+        "IBMCLOUD_IAM_API_ENDPOINT",
+        "IBMCLOUD_CONFIG_HOME",
+        "IBMCLOUD_HOME",
+        "DOCKER_CONFIG",
+        "REGISTRY_AUTH_FILE",
+    ];
+    let in_src = env_vars_in_src();
+    assert!(in_src.contains("IBMCLOUD_API_KEY"), "the scan of src/ found no variables: {in_src:?}");
+    for name in documented.iter().copied().chain(in_src.iter().map(String::as_str)) {
+        let environment = text.split(".SH ENVIRONMENT").nth(1).expect("an ENVIRONMENT section");
+        let environment = environment.split("\n.SH ").next().unwrap_or_default();
+        assert!(environment.contains(name), "the man page's ENVIRONMENT section does not name {name}");
+    }
+    for file in [
+        "docker-credential-icr/config.json",
+        "docker-credential-icr/credentials.json",
+        "$XDG_CACHE_HOME/docker-credential-icr/",
+        ".bluemix/config.json",
+        ".ibmcloud/config.json",
+        "/var/run/secrets/tokens/vault-token",
+        "/var/run/secrets/tokens/sa-token",
+        "/var/run/secrets/codeengine.cloud.ibm.com/compute-resource-token/token",
+    ] {
+        let files = text.split(".SH FILES").nth(1).expect("a FILES section");
+        assert!(files.contains(file), "the man page's FILES section does not name {file}");
+    }
+}
+
+#[test]
+fn packages_carry_the_crate_version() {
+    let spec = fs::read_to_string(workspace().join("packaging/rpm/docker-credential-icr.spec")).expect("read spec");
+    let version = spec.lines().find_map(|l| l.strip_prefix("Version:")).map(str::trim);
+    assert_eq!(version, Some(VERSION), "the RPM spec's Version should be Cargo.toml's");
+    let th = man_text().lines().find(|l| l.starts_with(".TH ")).expect("a .TH line").to_owned();
+    assert!(th.contains(&format!("docker-credential-icr {VERSION}")), "{th}");
+}
+
+#[test]
+fn debian_package_installs_serves_skopeo_from_usr_bin_and_purges_cleanly() {
+    assert!(support::is_root(), "installing the .deb needs root");
+    let deb = build_deb();
+    let deb_arg = deb.to_str().expect("UTF-8 path");
+
+    let mut fields = Command::new(require_tool("dpkg-deb", "dpkg"));
+    fields.args(["-f", deb_arg, "Package", "Version"]);
+    let fields = run_ok(fields, Duration::from_secs(60));
+    assert!(fields.stdout.starts_with(&format!("Package: {PACKAGE}\nVersion: {VERSION}")), "{fields}");
+    let mut contents = Command::new(require_tool("dpkg-deb", "dpkg"));
+    contents.args(["-c", deb_arg]);
+    let contents = run_ok(contents, Duration::from_secs(60));
+    for path in [
+        "./usr/bin/docker-credential-icr",
+        "./usr/share/man/man1/docker-credential-icr.1",
+        "./usr/share/doc/docker-credential-icr/",
+        "./usr/share/doc/docker-credential-icr/examples/credential-provider-config.yaml",
+        "./usr/share/doc/docker-credential-icr/examples/credential-provider-config-node.yaml",
+    ] {
+        assert!(contents.stdout.contains(path), "the .deb has no {path}:\n{contents}");
+    }
+
+    let install = dpkg(&["-i", deb_arg]);
+    install.assert_success();
+    let installed = Installed;
+    eprintln!("packaging: dpkg -i {} ... ok", deb.display());
+    let listed = dpkg(&["-L", PACKAGE]);
+    listed.assert_success();
+    let files: Vec<PathBuf> =
+        listed.stdout.lines().map(PathBuf::from).filter(|p| p.is_file() || p.is_symlink()).collect();
+    assert!(files.contains(&PathBuf::from("/usr/bin/docker-credential-icr")), "{listed}");
+
+    let mut version = Command::new("/usr/bin/docker-credential-icr");
+    version.env_clear().arg("version");
+    let version = run_ok(version, Duration::from_secs(30));
+    assert_eq!(
+        version.stdout,
+        format!("docker-credential-icr (github.com/docker-credential-icr/docker-credential-icr) {VERSION}\n")
+    );
+
+    skopeo_round_trip_with_the_installed_helper();
+
+    drop(installed);
+    let status = dpkg(&["-s", PACKAGE]);
+    assert!(!status.success(), "the package is still known to dpkg after --purge:\n{status}");
+    for file in &files {
+        assert!(!file.exists() && !file.is_symlink(), "{} is left behind after dpkg --purge", file.display());
+    }
+    assert!(!Path::new("/usr/share/doc/docker-credential-icr").exists(), "the doc dir is left behind");
+    eprintln!("packaging: dpkg --purge {PACKAGE} ... ok");
+}
+
+/// login (store) → push, inspect (get) → logout (erase) with skopeo, the helper being the one
+/// the package put in `/usr/bin` (the HOME's own bin dir is empty).
+fn skopeo_round_trip_with_the_installed_helper() {
+    const KEY: &str = "packaging-e2e-api-key-0123456789abcdef";
+    let client = Helper::without_built_binary();
+    let which = client.run_ok("sh", &["-c", "command -v docker-credential-icr"], None);
+    assert_eq!(which.stdout, "/usr/bin/docker-credential-icr\n", "{which}");
+    let registry = Registry::with_users(&[("iamapikey", KEY)]);
+    let host = registry.host();
+    client.write_config(&json!({ "registries": { host.clone(): {} } }));
+    let authfile = client.home().join("auth.json");
+    write_json(&authfile, &json!({ "credHelpers": { host.clone(): "icr" } }));
+    let (authfile, cert_dir) = (authfile.to_str().expect("UTF-8"), registry.cert_dir().to_str().expect("UTF-8"));
+    let image = OciImage::build(&client.home().join("image"), "latest", "installed helper\n");
+    let target = format!("docker://{host}/pkg/img:1");
+
+    let login = ["login", "--authfile", authfile, "--cert-dir", cert_dir, "-u", "iamapikey", "--password-stdin", &host];
+    client.run_ok("skopeo", &login, Some(&format!("{KEY}\n")));
+    assert_eq!(mode_of(&client.credentials_path()), 0o600);
+    let reference = image.reference();
+    let push = ["copy", "--dest-authfile", authfile, "--dest-cert-dir", cert_dir, &reference, &target];
+    client.run_ok("skopeo", &push, None);
+    let inspect = ["inspect", "--authfile", authfile, "--cert-dir", cert_dir, &target];
+    let inspected = client.run_ok("skopeo", &inspect, None);
+    let json: serde_json::Value = serde_json::from_str(&inspected.stdout).expect("skopeo inspect prints JSON");
+    assert_eq!(json["Digest"], image.manifest_digest.as_str(), "{inspected}");
+    let users = registry.authenticated_users();
+    assert!(!users.is_empty() && users.iter().all(|u| u == "iamapikey"), "{users:?}:\n{}", registry.log());
+    client.run_ok("skopeo", &["logout", "--authfile", authfile, &host], None);
+    let after = client.run("skopeo", &inspect, None);
+    after.assert_failure();
+    let stored = fs::read_to_string(client.credentials_path()).unwrap_or_default();
+    assert!(!stored.contains(KEY), "logout left the key behind:\n{stored}");
+    eprintln!(
+        "packaging: client=skopeo helper=/usr/bin/docker-credential-icr host={host} login/push/inspect/logout ... ok"
+    );
+}
+
+#[test]
+fn rpm_spec_builds_a_package_of_the_release_binary() {
+    let rpmbuild = require_tool("rpmbuild", "rpm");
+    let binary = release_binary();
+    let top = tempfile::Builder::new().prefix("icr-rpmbuild-").tempdir().expect("create rpmbuild topdir");
+    let mut build = Command::new(rpmbuild);
+    build
+        .arg("-bb")
+        .arg(workspace().join("packaging/rpm/docker-credential-icr.spec"))
+        .args(["--define", &format!("_topdir {}", top.path().display())])
+        .args(["--define", &format!("srcdir {}", workspace().display())])
+        .args(["--define", &format!("binary {}", binary.display())]);
+    run_ok(build, Duration::from_secs(600));
+    let rpms: Vec<PathBuf> = fs::read_dir(top.path().join("RPMS"))
+        .expect("RPMS dir")
+        .flat_map(|arch| fs::read_dir(arch.expect("arch dir").path()).expect("read arch dir"))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    assert_eq!(rpms.len(), 1, "expected one RPM: {rpms:?}");
+    let rpm_path = rpms[0].to_str().expect("UTF-8");
+    assert!(rpm_path.contains(&format!("{PACKAGE}-{VERSION}-1")), "{rpm_path}");
+
+    let rpm = find_tool("rpm").expect("rpm comes with rpmbuild");
+    let mut list = Command::new(&rpm);
+    list.args(["-qlp", rpm_path]);
+    let list = run_ok(list, Duration::from_secs(60));
+    let files: BTreeSet<&str> = list.stdout.lines().collect();
+    assert!(files.contains("/usr/bin/docker-credential-icr"), "{list}");
+    assert!(files.contains("/usr/share/doc/docker-credential-icr/README.md"), "{list}");
+    assert!(files.iter().any(|f| f.starts_with("/usr/share/man/man1/docker-credential-icr.1")), "{list}");
+    for example in ["credential-provider-config.yaml", "credential-provider-config-node.yaml"] {
+        assert!(files.contains(format!("/usr/share/doc/docker-credential-icr/examples/{example}").as_str()), "{list}");
+    }
+    assert_eq!(files.len(), 5, "{list}");
+    eprintln!("packaging: rpmbuild {rpm_path} ... ok");
+}
