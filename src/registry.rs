@@ -169,6 +169,12 @@ pub fn parse_server_url(input: &str) -> Result<Registry, ParseError> {
         with_scheme = format!("https://{input}");
         &with_scheme
     };
+    // `url` drops an empty userinfo (`https://:@us.icr.io` parses as `https://us.icr.io/`), so the
+    // refusal below cannot see it: look for an `@` in the authority of the text itself.
+    let authority = text.split_once("://").map_or(text, |(_, rest)| rest);
+    if authority.split(['/', '?', '#']).next().is_some_and(|a| a.contains('@')) {
+        return Err(ParseError::Invalid);
+    }
     let url = url::Url::parse(text).map_err(|_| ParseError::Invalid)?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(ParseError::UnsupportedScheme);
@@ -269,6 +275,8 @@ mod tests {
             "https://us.icr.io@evil.example",
             "https://iamapikey:x@us.icr.io",
             "https://user@us.icr.io/",
+            "https://:@us.icr.io",
+            "https://@us.icr.io",
             "us.icr.io@evil.example",
             "https://evil.example/us.icr.io",
             "https://evil.example?host=us.icr.io",
