@@ -1,0 +1,152 @@
+//! A kill storm: helpers writing their files are killed with SIGKILL at random moments, 500
+//! times, and the files they write must never be torn or lose a completed write.
+//!
+//! Each round runs a `store` of a registry of its own (so no later store can legitimately
+//! replace an earlier one) and a bearer `get` whose token cache entry is rewritten on every call
+//! (the fake IAM issues one-second tokens, never fresh enough to reuse), and sends each a SIGKILL
+//! after a random delay drawn (seeded) from about twice the time a store takes here, so that
+//! some are killed before they start writing, some in the middle and some after they finished.
+//! After every round: `credentials.json` and every cache file parse, and every store that was
+//! seen to exit 0 is there with its secret. At the end the helper itself reads everything back.
+
+mod procs;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fake_iam::{Config, FakeIam};
+use procs::{collect_exits, command, stored_logins, write_config, Proc, Rng};
+
+const KILLS: usize = 500;
+const ROUNDS: usize = KILLS / 2;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn store_input(registry: &str) -> String {
+    format!(r#"{{"ServerURL":"{registry}","Username":"iamapikey","Secret":"secret-of-{registry}"}}"#)
+}
+
+/// Every file in the token cache parses as a version-1 entry (temporary files, which start with
+/// a dot, and lock files are not entries).
+fn assert_cache_parses(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("cache file {name} does not parse ({e}): {text:?}"));
+        assert_eq!(value["version"], 1, "{name}: {text}");
+        assert!(value["token"]["access"].is_string() || value["failure"].is_array(), "{name}: {text}");
+    }
+}
+
+#[test]
+fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
+    let iam = FakeIam::start(Config::new().any_apikey(true).lifetime(1));
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let registries: Vec<String> = (0..ROUNDS).map(|i| format!("storm-{i}.example.com")).collect();
+    write_config(home.path(), registries.clone(), &[]);
+    let url = iam.url();
+    let cache_str = cache.to_string_lossy().into_owned();
+    let get_env = [
+        ("IBMCLOUD_API_KEY", "storm-api-key"),
+        ("DOCKER_CREDENTIAL_ICR_MODE", "iambearer"),
+        ("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", url.as_str()),
+        ("DOCKER_CREDENTIAL_ICR_CACHE_DIR", cache_str.as_str()),
+    ];
+
+    // How long a store takes here, so that the kill delays straddle it whatever the machine.
+    let calibration = home.path().join("calibration");
+    write_config(&calibration, ["calibration.example.com".to_owned()], &[]);
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut child = command(&calibration, &[], "store").stdin(std::process::Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(store_input("calibration.example.com").as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        took.push(started.elapsed());
+    }
+    took.sort();
+    let span = (took[2] * 2).as_micros().max(200) as u64;
+
+    let mut rng = Rng::new(0x5eed_c0ffee);
+    let mut completed: BTreeMap<String, String> = BTreeMap::new();
+    let (mut killed_stores, mut killed_gets, mut finished_gets) = (0, 0, 0);
+    for (round, registry) in registries.iter().enumerate() {
+        let mut store = Proc::spawn(command(home.path(), &[], "store"), out.path(), 0);
+        let mut get = Proc::spawn(command(home.path(), &get_env, "get"), out.path(), 1);
+        let pids = [store.pid(), get.pid()];
+        let (tx, rx) = mpsc::channel();
+        store.watch(&tx);
+        get.watch(&tx);
+        let (store_delay, get_delay) = (rng.below(span), rng.below(span));
+        let release = Instant::now();
+        store.release(&store_input(registry));
+        get.release("us.icr.io\n");
+        let mut kills = [(store_delay, pids[0]), (get_delay, pids[1])];
+        kills.sort();
+        for (delay, pid) in kills {
+            let at = release + Duration::from_micros(delay);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            procs::kill(pid);
+        }
+        let exits = collect_exits(&rx, 2, TIMEOUT, &pids);
+        let (store_status, _) = exits[0].unwrap();
+        let (get_status, _) = exits[1].unwrap();
+        match store_status.code() {
+            Some(0) => {
+                completed.insert(registry.clone(), format!("secret-of-{registry}"));
+            }
+            None => killed_stores += 1,
+            Some(code) => panic!("store #{round} failed with {code}: {:?} {:?}", store.stdout(), store.stderr()),
+        }
+        match get_status.code() {
+            Some(0) => {
+                finished_gets += 1;
+                assert!(get.stdout().starts_with(r#"{"ServerURL":"us.icr.io","Username":"iambearer","Secret":""#));
+            }
+            None => killed_gets += 1,
+            Some(code) => panic!("get #{round} failed with {code}: {:?} {:?}", get.stdout(), get.stderr()),
+        }
+
+        let stored = stored_logins(home.path());
+        for (registry, secret) in &completed {
+            let found = stored.get(registry).map(|(_, s)| s);
+            assert_eq!(found, Some(secret), "round {round}: completed store of {registry} is missing");
+        }
+        assert!(stored.keys().all(|k| registries.contains(k)), "round {round}: unknown registry in {stored:?}");
+        assert_cache_parses(&cache);
+    }
+
+    // Both outcomes must have happened many times, or the storm tested nothing.
+    assert!(
+        killed_stores > 0 && !completed.is_empty(),
+        "stores: {killed_stores} killed, {} completed",
+        completed.len()
+    );
+    assert!(killed_gets > 0 && finished_gets > 0, "gets: {killed_gets} killed, {finished_gets} completed");
+    eprintln!(
+        "kill storm: {KILLS} SIGKILLs (span {span} µs); stores {} completed / {killed_stores} killed; gets {finished_gets} completed / {killed_gets} killed",
+        completed.len()
+    );
+
+    // The helper reads back what the storm left: list names every completed store.
+    let list = procs::command(home.path(), &[], "list").output().unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let listed: BTreeMap<String, String> = serde_json::from_slice(&list.stdout).unwrap();
+    for registry in completed.keys() {
+        assert_eq!(listed.get(registry).map(String::as_str), Some("iamapikey"), "{registry}");
+    }
+    for (_, stored) in stored_logins(home.path()) {
+        assert_eq!(stored.0, "iamapikey");
+    }
+}
