@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Whole-process benchmark of docker-credential-icr beside its peers and a floor.
+#
+#   benches/run.sh            # builds, installs what is missing (apt, cargo), measures, prints
+#
+# For each action it prints the median and spread (interquartile range) of the wall time of a
+# whole process, measured by hyperfine without a shell (-N, stdin from a file with --input), the
+# ratio to the floor, and the median peak RSS over several runs of /usr/bin/time -f %M.
+#
+# The floor is benches/floor: a one-file Rust program built with the same release profile that
+# reads stdin and prints a fixed answer, i.e. what any process start costs on this machine.
+# The peers are Debian's docker-credential-ecr-login (amazon-ecr-credential-helper) and
+# docker-credential-pass (golang-docker-credential-helpers), run only where they work offline:
+#   ecr-login  get of an ECR host from its own file cache (filled here, under a throwaway AWS
+#              access key id), get of a foreign host, list. Its store and erase are "not
+#              implemented". Any AWS call it might still try goes to a dead loopback proxy.
+#   pass       get of a stored login, get of a host it has nothing for, list, store; against a
+#              `pass` store initialised here with a throwaway gpg key without passphrase.
+# Nothing here touches the network beyond 127.0.0.1: the warm bearer cache is filled once from
+# the fake IAM (crates/fake-iam), which is stopped before anything is measured.
+#
+# Environment: RUNS (default 60), WARMUP (default 10), RSS_RUNS (default 15).
+# Raw hyperfine JSON lands in benches/results/ (ignored by git).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${RUNS:-60}
+WARMUP=${WARMUP:-10}
+RSS_RUNS=${RSS_RUNS:-15}
+RESULTS="$ROOT/benches/results"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/icr-bench.XXXXXX")
+IAM_PID=
+
+cleanup() {
+    [ -n "$IAM_PID" ] && kill "$IAM_PID" 2>/dev/null || true
+    GNUPGHOME="$WORK/gnupg" gpgconf --kill all 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf '%s\n' "$*" >&2; }
+
+# --- tools ----------------------------------------------------------------------------------
+need_apt=()
+command -v docker-credential-ecr-login >/dev/null || need_apt+=(amazon-ecr-credential-helper)
+command -v docker-credential-pass >/dev/null || need_apt+=(golang-docker-credential-helpers)
+command -v pass >/dev/null || need_apt+=(pass)
+command -v gpg >/dev/null || need_apt+=(gnupg)
+[ -x /usr/bin/time ] || need_apt+=(time)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    say "installing with apt: ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# hyperfine learned --input (stdin from a file without a shell) in 1.17; Debian 12 ships 1.15.
+# Without it, stdin would need a shell, whose start would blur a 1 ms process.
+HYPERFINE=hyperfine
+if ! hyperfine --help | grep -q -- '--input'; then
+    HYPERFINE="$ROOT/target/bench-tools/bin/hyperfine"
+    if [ ! -x "$HYPERFINE" ]; then
+        say "installing hyperfine 1.20 with cargo (the apt one has no --input)"
+        cargo install hyperfine --version 1.20.0 --locked --quiet --root "$ROOT/target/bench-tools"
+    fi
+fi
+
+# --- builds ---------------------------------------------------------------------------------
+say "building the helper, the fake IAM and the floor (release profile)"
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p docker-credential-icr -p fake-iam
+cargo build --release --quiet --manifest-path "$ROOT/benches/floor/Cargo.toml"
+ICR="$ROOT/target/release/docker-credential-icr"
+FAKE_IAM="$ROOT/target/release/fake-iam"
+FLOOR="$ROOT/benches/floor/target/release/floor"
+ECR=$(command -v docker-credential-ecr-login)
+PASS=$(command -v docker-credential-pass)
+
+# --- state each program reads ---------------------------------------------------------------
+printf 'us.icr.io\n' >"$WORK/in-icr"
+printf 'de.icr.io\n' >"$WORK/in-icr-stored"
+printf 'docker.io\n' >"$WORK/in-foreign"
+printf 'unused\n' >"$WORK/in-list"
+printf '123456789012.dkr.ecr.us-east-1.amazonaws.com\n' >"$WORK/in-ecr"
+printf 'https://pass.example.com\n' >"$WORK/in-pass-stored"
+printf '{"ServerURL":"us.icr.io","Username":"iamapikey","Secret":"bench-stored-key"}' >"$WORK/in-store"
+printf '{"ServerURL":"https://pass.example.com","Username":"bench","Secret":"bench-stored-secret"}' >"$WORK/in-pass-store"
+
+BASE_ENV=(PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8)
+
+# The helper: no config file, three stored logins (so that list and a stored get have work).
+ICR_HOME="$WORK/icr"
+mkdir -p "$ICR_HOME"
+ICR_ENV=("${BASE_ENV[@]}" HOME="$ICR_HOME")
+for host in de.icr.io jp.icr.io uk.icr.io; do
+    printf '{"ServerURL":"%s","Username":"iamapikey","Secret":"bench-%s"}' "$host" "$host" |
+        env -i "${ICR_ENV[@]}" "$ICR" store
+done
+
+# A warm bearer cache: one exchange at the fake IAM, which is then stopped.
+IAM_URL_FILE="$WORK/iam-url"
+"$FAKE_IAM" --any-apikey --lifetime 3600 --port-file "$IAM_URL_FILE" --max-seconds 120 >/dev/null &
+IAM_PID=$!
+for _ in $(seq 100); do [ -s "$IAM_URL_FILE" ] && break; sleep 0.05; done
+BEARER_ENV=("${ICR_ENV[@]}" IBMCLOUD_API_KEY=bench-api-key DOCKER_CREDENTIAL_ICR_MODE=iambearer
+    DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT="$(cat "$IAM_URL_FILE")")
+env -i "${BEARER_ENV[@]}" "$ICR" get <"$WORK/in-icr" >/dev/null
+kill "$IAM_PID"
+wait "$IAM_PID" 2>/dev/null || true
+IAM_PID=
+env -i "${BEARER_ENV[@]}" "$ICR" get <"$WORK/in-icr" | grep -q '"Username":"iambearer"' ||
+    { say "the cached bearer get failed with the fake IAM stopped"; exit 1; }
+
+# ecr-login: its file cache, keyed by region and a digest of the access key id (its 0.6 format).
+ECR_HOME="$WORK/ecr"
+mkdir -p "$ECR_HOME/.ecr"
+ECR_ENV=("${BASE_ENV[@]}" HOME="$ECR_HOME" AWS_ACCESS_KEY_ID=AKIAFAKEBENCH0000000
+    AWS_SECRET_ACCESS_KEY=fake-bench-secret AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+    HTTPS_PROXY=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 NO_PROXY=)
+# Its list reads the file cache only when it has no AWS credentials; with them it asks AWS.
+ECR_LIST_ENV=("${BASE_ENV[@]}" HOME="$ECR_HOME" AWS_EC2_METADATA_DISABLED=true
+    HTTPS_PROXY=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 NO_PROXY=)
+python3 - "$ECR_HOME/.ecr/cache.json" <<'EOF'
+import base64, datetime, hashlib, json, sys
+akid = "AKIAFAKEBENCH0000000"
+prefix = base64.b64encode(akid.encode() + hashlib.md5(b"").digest()).decode()
+now = datetime.datetime.now(datetime.timezone.utc)
+stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+entry = {"AuthorizationToken": base64.b64encode(b"AWS:bench-ecr-token").decode(),
+         "RequestedAt": stamp(now), "ExpiresAt": stamp(now + datetime.timedelta(hours=12)),
+         "ProxyEndpoint": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com", "Service": "ecr"}
+json.dump({"Registries": {f"us-east-1-{prefix}-123456789012": entry}, "Version": "1.0"}, open(sys.argv[1], "w"))
+EOF
+env -i "${ECR_ENV[@]}" "$ECR" get <"$WORK/in-ecr" | grep -q '"Username":"AWS"' ||
+    { say "ecr-login did not answer from its cache"; exit 1; }
+
+# pass: a throwaway gpg key without passphrase, a pass store, one stored login.
+PASS_HOME="$WORK/pass"
+mkdir -p "$PASS_HOME" "$WORK/gnupg"
+chmod 700 "$WORK/gnupg"
+PASS_ENV=("${BASE_ENV[@]}" HOME="$PASS_HOME" GNUPGHOME="$WORK/gnupg" PASSWORD_STORE_DIR="$PASS_HOME/store")
+env -i "${PASS_ENV[@]}" gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
+    --quick-generate-key 'icr bench <bench@example.invalid>' default default never
+env -i "${PASS_ENV[@]}" pass init 'bench@example.invalid' >/dev/null
+env -i "${PASS_ENV[@]}" "$PASS" store <"$WORK/in-pass-store"
+env -i "${PASS_ENV[@]}" "$PASS" get <"$WORK/in-pass-stored" | grep -q '"Username":"bench"' ||
+    { say "docker-credential-pass did not answer its stored login"; exit 1; }
+
+# --- measuring ------------------------------------------------------------------------------
+mkdir -p "$RESULTS"
+ROWS="$WORK/rows.tsv"
+: >"$ROWS"
+
+# measure ACTION PROGRAM INPUT ENV-ARRAY-NAME COMMAND...
+measure() {
+    local action=$1 program=$2 input=$3 envname=$4
+    shift 4
+    local -n envref=$envname
+    local slug json rss
+    slug=$(printf '%s-%s' "$action" "$program" | tr -c 'a-zA-Z0-9\n' '-')
+    json="$RESULTS/$slug.json"
+    say "  $action / $program"
+    # -i: the not-found answers exit 1 on purpose.
+    env -i "${envref[@]}" "$HYPERFINE" -N -i --style none --warmup "$WARMUP" --runs "$RUNS" \
+        --input "$input" --export-json "$json" -- "$*" >/dev/null 2>&1
+    rss=()
+    for _ in $(seq "$RSS_RUNS"); do
+        # The not-found answers exit 1; time then prints a line about it before %M.
+        rss+=("$(env -i "${envref[@]}" /usr/bin/time -f %M "$@" <"$input" 2>&1 >/dev/null | tail -n1 || true)")
+    done
+    printf '%s\t%s\t%s\t%s\n' "$action" "$program" "$json" "${rss[*]}" >>"$ROWS"
+}
+
+say "measuring ($RUNS runs after $WARMUP warm-up runs each; peak RSS over $RSS_RUNS runs)"
+ICR_ENV_KEY=("${ICR_ENV[@]}" IBMCLOUD_API_KEY=bench-api-key)
+measure "process start (floor)" floor "$WORK/in-icr" BASE_ENV "$FLOOR"
+measure "get, API key from env" icr "$WORK/in-icr" ICR_ENV_KEY "$ICR" get
+measure "get, cached bearer token" icr "$WORK/in-icr" BEARER_ENV "$ICR" get
+measure "get, cached bearer token" ecr-login "$WORK/in-ecr" ECR_ENV "$ECR" get
+measure "get, stored login" icr "$WORK/in-icr-stored" ICR_ENV "$ICR" get
+measure "get, stored login" pass "$WORK/in-pass-stored" PASS_ENV "$PASS" get
+measure "get, host not ICR" icr "$WORK/in-foreign" ICR_ENV_KEY "$ICR" get
+measure "get, host not ICR" ecr-login "$WORK/in-foreign" ECR_ENV "$ECR" get
+measure "get, host not ICR" pass "$WORK/in-foreign" PASS_ENV "$PASS" get
+measure "list" icr "$WORK/in-list" ICR_ENV "$ICR" list
+measure "list" ecr-login "$WORK/in-list" ECR_LIST_ENV "$ECR" list
+measure "list" pass "$WORK/in-list" PASS_ENV "$PASS" list
+measure "store" icr "$WORK/in-store" ICR_ENV "$ICR" store
+measure "store" pass "$WORK/in-pass-store" PASS_ENV "$PASS" store
+
+# --- the table ------------------------------------------------------------------------------
+SIZE=$(stat -c %s "$ICR")
+python3 - "$ROWS" "$SIZE" <<'EOF'
+import json, statistics, sys
+
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+size = int(sys.argv[2])
+
+def quartiles(xs):
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], statistics.median(xs), q[2]
+
+results = []
+for action, program, path, rss in rows:
+    times = [t * 1000 for t in json.load(open(path))["results"][0]["times"]]
+    q1, med, q3 = quartiles(times)
+    results.append((action, program, med, q1, q3, statistics.median(int(r) for r in rss.split())))
+
+floor = next(r[2] for r in results if r[1] == "floor")
+print(f"{'action':<26} {'program':<10} {'median ms':>9} {'IQR ms':>13} {'× floor':>8} {'peak RSS KiB':>12}")
+for action, program, med, q1, q3, rss in results:
+    print(f"{action:<26} {program:<10} {med:>9.2f} {q1:>6.2f}–{q3:<6.2f} {med / floor:>8.2f} {rss:>12.0f}")
+print(f"\ndocker-credential-icr release binary: {size} bytes ({size / 1048576:.2f} MiB, stripped)")
+
+icr = {a: (m, r) for a, p, m, _, _, r in results if p == "icr"}
+checks = []
+for action, (med, _) in icr.items():
+    if action.startswith("get"):
+        checks.append((f"{action}: within 1.3× the floor", med <= 1.3 * floor))
+for action, program, med, _, _, rss in results:
+    if program not in ("icr", "floor") and action in icr:
+        checks.append((f"{action}: faster than {program}", icr[action][0] < med))
+        checks.append((f"{action}: less peak RSS than {program}", icr[action][1] < rss))
+checks.append(("release binary under 4 MiB", size < 4 * 1048576))
+print("\ntargets:")
+for what, ok in checks:
+    print(f"  {'met    ' if ok else 'MISSED '} {what}")
+EOF
