@@ -4,7 +4,8 @@
 //! Each round runs a `store` of a registry of its own (so no later store can legitimately
 //! replace an earlier one) and a bearer `get` whose token cache entry is rewritten on every call
 //! (the fake IAM issues one-second tokens, never fresh enough to reuse), and sends each a SIGKILL
-//! after a random delay drawn (seeded) from about twice the time a store takes here, so that
+//! (std's `Child::kill`) after a random delay drawn (seeded) from twice the time that action takes
+//! here (calibrated at the start), so that
 //! some are killed before they start writing, some in the middle and some after they finished.
 //! After every round: `credentials.json` and every cache file parse, and every store that was
 //! seen to exit 0 is there with its secret. At the end the helper itself reads everything back.
@@ -14,15 +15,13 @@ mod procs;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fake_iam::{Config, FakeIam};
-use procs::{collect_exits, command, stored_logins, write_config, Proc, Rng};
+use procs::{command, stored_logins, write_config, Proc, Rng};
 
 const KILLS: usize = 500;
 const ROUNDS: usize = KILLS / 2;
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn store_input(registry: &str) -> String {
     format!(r#"{{"ServerURL":"{registry}","Username":"iamapikey","Secret":"secret-of-{registry}"}}"#)
@@ -63,20 +62,33 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
         ("DOCKER_CREDENTIAL_ICR_CACHE_DIR", cache_str.as_str()),
     ];
 
-    // How long a store takes here, so that the kill delays straddle it whatever the machine.
+    // How long a store and a get take here, so that the kill delays straddle them whatever the
+    // machine: each delay is drawn from twice the median of five calibration runs.
     let calibration = home.path().join("calibration");
     write_config(&calibration, ["calibration.example.com".to_owned()], &[]);
-    let mut took = Vec::new();
-    for _ in 0..5 {
-        let started = Instant::now();
-        let mut child = command(&calibration, &[], "store").stdin(std::process::Stdio::piped()).spawn().unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(store_input("calibration.example.com").as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success());
-        took.push(started.elapsed());
-    }
-    took.sort();
-    let span = (took[2] * 2).as_micros().max(200) as u64;
+    let calibration_cache = calibration.join("cache").to_string_lossy().into_owned();
+    let mut calibration_get_env = get_env;
+    calibration_get_env[3].1 = &calibration_cache;
+    let span = |home: &Path, env: &[(&str, &str)], action: &str, input: &str| -> u64 {
+        let mut took: Vec<Duration> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                let mut child = command(home, env, action)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+                assert!(child.wait().unwrap().success(), "calibration {action}");
+                started.elapsed()
+            })
+            .collect();
+        took.sort();
+        (took[2] * 2).as_micros().max(200) as u64
+    };
+    let store_span = span(&calibration, &[], "store", &store_input("calibration.example.com"));
+    let get_span = span(&calibration, &calibration_get_env, "get", "us.icr.io\n");
 
     let mut rng = Rng::new(0x5eed_c0ffee);
     let mut completed: BTreeMap<String, String> = BTreeMap::new();
@@ -84,24 +96,23 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
     for (round, registry) in registries.iter().enumerate() {
         let mut store = Proc::spawn(command(home.path(), &[], "store"), out.path(), 0);
         let mut get = Proc::spawn(command(home.path(), &get_env, "get"), out.path(), 1);
-        let pids = [store.pid(), get.pid()];
-        let (tx, rx) = mpsc::channel();
-        store.watch(&tx);
-        get.watch(&tx);
-        let (store_delay, get_delay) = (rng.below(span), rng.below(span));
+        let (store_delay, get_delay) = (rng.below(store_span), rng.below(get_span));
         let release = Instant::now();
         store.release(&store_input(registry));
         get.release("us.icr.io\n");
-        let mut kills = [(store_delay, pids[0]), (get_delay, pids[1])];
-        kills.sort();
-        for (delay, pid) in kills {
-            let at = release + Duration::from_micros(delay);
-            std::thread::sleep(at.saturating_duration_since(Instant::now()));
-            procs::kill(pid);
+        let at = |delay: u64| release + Duration::from_micros(delay);
+        let (mut first, mut second) = (&mut store, &mut get);
+        let (mut first_at, mut second_at) = (at(store_delay), at(get_delay));
+        if second_at < first_at {
+            std::mem::swap(&mut first, &mut second);
+            std::mem::swap(&mut first_at, &mut second_at);
         }
-        let exits = collect_exits(&rx, 2, TIMEOUT, &pids);
-        let (store_status, _) = exits[0].unwrap();
-        let (get_status, _) = exits[1].unwrap();
+        std::thread::sleep(first_at.saturating_duration_since(Instant::now()));
+        let first_status = first.kill_and_wait();
+        std::thread::sleep(second_at.saturating_duration_since(Instant::now()));
+        let second_status = second.kill_and_wait();
+        let (store_status, get_status) =
+            if get_delay < store_delay { (second_status, first_status) } else { (first_status, second_status) };
         match store_status.code() {
             Some(0) => {
                 completed.insert(registry.clone(), format!("secret-of-{registry}"));
@@ -135,7 +146,7 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
     );
     assert!(killed_gets > 0 && finished_gets > 0, "gets: {killed_gets} killed, {finished_gets} completed");
     eprintln!(
-        "kill storm: {KILLS} SIGKILLs (span {span} µs); stores {} completed / {killed_stores} killed; gets {finished_gets} completed / {killed_gets} killed",
+        "kill storm: {KILLS} SIGKILLs (spans: store {store_span} µs, get {get_span} µs); stores {} completed / {killed_stores} killed; gets {finished_gets} completed / {killed_gets} killed",
         completed.len()
     );
 

@@ -76,6 +76,14 @@ impl Proc {
         });
     }
 
+    /// SIGKILL (std's `Child::kill`), then the exit status: a signal if the kill landed first,
+    /// the exit code if the process had already finished. A killed process cannot linger.
+    pub fn kill_and_wait(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("not handed to a waiter");
+        let _ = child.kill();
+        child.wait().expect("wait for a killed child")
+    }
+
     pub fn stdout(&self) -> String {
         fs::read_to_string(&self.stdout_path).expect("read stdout file")
     }
@@ -110,15 +118,10 @@ pub fn collect_exits(
     seen
 }
 
-/// SIGKILL, through the `kill` utility (std has no kill by pid, and a test need not link libc
-/// for this). `kill` of an already-exited, not yet reaped child hits the zombie and is harmless.
+/// SIGKILL by pid, for stragglers whose `Child` a waiter thread owns (std kills only through a
+/// `Child`; a test need not link libc for this). Goes through `sh`, which Debian always has.
 pub fn kill(pid: u32) {
-    let status = Command::new("/bin/kill")
-        .args(["-KILL", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .expect("run /bin/kill");
-    let _ = status;
+    let _ = Command::new("sh").args(["-c", &format!("kill -KILL {pid}")]).stderr(Stdio::null()).status();
 }
 
 /// A small deterministic PRNG (xorshift64*): reproducible storms without a dependency.
