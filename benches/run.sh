@@ -4,7 +4,7 @@
 #   benches/run.sh            # builds, installs what is missing (apt, cargo), measures, prints
 #
 # For each action it prints the median and spread (interquartile range) of the wall time of a
-# whole process, measured by hyperfine without a shell (-N, stdin from a file with --input), the
+# whole process, the mean CPU time (user + system) of one, measured by hyperfine without a shell (-N, stdin from a file with --input), the
 # ratio to the floor, and the median peak RSS over several runs of /usr/bin/time -f %M.
 #
 # The floor is benches/floor: a one-file Rust program built with the same release profile that
@@ -19,12 +19,14 @@
 # Nothing here touches the network beyond 127.0.0.1: the warm bearer cache is filled once from
 # the fake IAM (crates/fake-iam), which is stopped before anything is measured.
 #
-# Environment: RUNS (default 60), WARMUP (default 10), RSS_RUNS (default 15).
+# Environment: ROUNDS (default 5) × RUNS (default 40) timed runs per cell, WARMUP (default 10)
+# before each, RSS_RUNS (default 15).
 # Raw hyperfine JSON lands in benches/results/ (ignored by git).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUNS=${RUNS:-60}
+RUNS=${RUNS:-40}
+ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-10}
 RSS_RUNS=${RSS_RUNS:-15}
 RESULTS="$ROOT/benches/results"
@@ -146,46 +148,52 @@ env -i "${PASS_ENV[@]}" "$PASS" get <"$WORK/in-pass-stored" | grep -q '"Username
     { say "docker-credential-pass did not answer its stored login"; exit 1; }
 
 # --- measuring ------------------------------------------------------------------------------
+rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 
-# measure ACTION PROGRAM INPUT ENV-ARRAY-NAME COMMAND...
+# measure ROUND ACTION PROGRAM INPUT ENV-ARRAY-NAME COMMAND...
 measure() {
-    local action=$1 program=$2 input=$3 envname=$4
-    shift 4
+    local round=$1 action=$2 program=$3 input=$4 envname=$5
+    shift 5
     local -n envref=$envname
-    local slug json rss
+    local slug json rss=()
     slug=$(printf '%s-%s' "$action" "$program" | tr -c 'a-zA-Z0-9\n' '-')
-    json="$RESULTS/$slug.json"
-    say "  $action / $program"
+    json="$RESULTS/$slug.$round.json"
     # -i: the not-found answers exit 1 on purpose.
     env -i "${envref[@]}" "$HYPERFINE" -N -i --style none --warmup "$WARMUP" --runs "$RUNS" \
         --input "$input" --export-json "$json" -- "$*" >/dev/null 2>&1
-    rss=()
-    for _ in $(seq "$RSS_RUNS"); do
-        # The not-found answers exit 1; time then prints a line about it before %M.
-        rss+=("$(env -i "${envref[@]}" /usr/bin/time -f %M "$@" <"$input" 2>&1 >/dev/null | tail -n1 || true)")
-    done
+    if [ "$round" = 1 ]; then
+        for _ in $(seq "$RSS_RUNS"); do
+            # The not-found answers exit 1; time then prints a line about it before %M.
+            rss+=("$(env -i "${envref[@]}" /usr/bin/time -f %M "$@" <"$input" 2>&1 >/dev/null | tail -n1 || true)")
+        done
+    fi
     printf '%s\t%s\t%s\t%s\n' "$action" "$program" "$json" "${rss[*]}" >>"$ROWS"
 }
 
-say "measuring ($RUNS runs after $WARMUP warm-up runs each; peak RSS over $RSS_RUNS runs)"
 ICR_ENV_KEY=("${ICR_ENV[@]}" IBMCLOUD_API_KEY=bench-api-key)
-measure "process start (floor)" floor "$WORK/in-icr" BASE_ENV "$FLOOR"
-measure "get, API key from env" icr "$WORK/in-icr" ICR_ENV_KEY "$ICR" get
-measure "get, cached bearer token" icr "$WORK/in-icr" BEARER_ENV "$ICR" get
-measure "get, cached bearer token" ecr-login "$WORK/in-ecr" ECR_ENV "$ECR" get
-measure "get, stored login" icr "$WORK/in-icr-stored" ICR_ENV "$ICR" get
-measure "get, stored login" pass "$WORK/in-pass-stored" PASS_ENV "$PASS" get
-measure "get, host not ICR" icr "$WORK/in-foreign" ICR_ENV_KEY "$ICR" get
-measure "get, host not ICR" ecr-login "$WORK/in-foreign" ECR_ENV "$ECR" get
-measure "get, host not ICR" pass "$WORK/in-foreign" PASS_ENV "$PASS" get
-measure "list" icr "$WORK/in-list" ICR_ENV "$ICR" list
-measure "list" ecr-login "$WORK/in-list" ECR_LIST_ENV "$ECR" list
-measure "list" pass "$WORK/in-list" PASS_ENV "$PASS" list
-measure "store" icr "$WORK/in-store" ICR_ENV "$ICR" store
-measure "store" pass "$WORK/in-pass-store" PASS_ENV "$PASS" store
+# The machine is shared: every cell is measured in ROUNDS short rounds, interleaved, so that a
+# burst of someone else's load falls on all programs alike rather than on one.
+say "measuring: $ROUNDS rounds × $RUNS runs (after $WARMUP warm-up runs) per cell; peak RSS over $RSS_RUNS runs"
+for round in $(seq "$ROUNDS"); do
+    say "  round $round of $ROUNDS"
+    measure "$round" "process start (floor)" floor "$WORK/in-icr" BASE_ENV "$FLOOR"
+    measure "$round" "get, API key from env" icr "$WORK/in-icr" ICR_ENV_KEY "$ICR" get
+    measure "$round" "get, cached bearer token" icr "$WORK/in-icr" BEARER_ENV "$ICR" get
+    measure "$round" "get, cached bearer token" ecr-login "$WORK/in-ecr" ECR_ENV "$ECR" get
+    measure "$round" "get, stored login" icr "$WORK/in-icr-stored" ICR_ENV "$ICR" get
+    measure "$round" "get, stored login" pass "$WORK/in-pass-stored" PASS_ENV "$PASS" get
+    measure "$round" "get, host not ICR" icr "$WORK/in-foreign" ICR_ENV_KEY "$ICR" get
+    measure "$round" "get, host not ICR" ecr-login "$WORK/in-foreign" ECR_ENV "$ECR" get
+    measure "$round" "get, host not ICR" pass "$WORK/in-foreign" PASS_ENV "$PASS" get
+    measure "$round" "list" icr "$WORK/in-list" ICR_ENV "$ICR" list
+    measure "$round" "list" ecr-login "$WORK/in-list" ECR_LIST_ENV "$ECR" list
+    measure "$round" "list" pass "$WORK/in-list" PASS_ENV "$PASS" list
+    measure "$round" "store" icr "$WORK/in-store" ICR_ENV "$ICR" store
+    measure "$round" "store" pass "$WORK/in-pass-store" PASS_ENV "$PASS" store
+done
 
 # --- the table ------------------------------------------------------------------------------
 SIZE=$(stat -c %s "$ICR")
@@ -199,24 +207,33 @@ def quartiles(xs):
     q = statistics.quantiles(xs, n=4, method="inclusive")
     return q[0], statistics.median(xs), q[2]
 
-results = []
+cells = {}  # (action, program) -> (wall times ms, CPU ms per round, peak RSS KiB)
 for action, program, path, rss in rows:
-    times = [t * 1000 for t in json.load(open(path))["results"][0]["times"]]
+    result = json.load(open(path))["results"][0]
+    times, cpu, peaks = cells.setdefault((action, program), ([], [], []))
+    times.extend(t * 1000 for t in result["times"])
+    cpu.append((result["user"] + result["system"]) * 1000)
+    peaks.extend(int(r) for r in rss.split())
+
+results = []
+for (action, program), (times, cpu, peaks) in cells.items():
     q1, med, q3 = quartiles(times)
-    results.append((action, program, med, q1, q3, statistics.median(int(r) for r in rss.split())))
+    results.append((action, program, med, q1, q3, statistics.mean(cpu), statistics.median(peaks), len(times)))
 
 floor = next(r[2] for r in results if r[1] == "floor")
-print(f"{'action':<26} {'program':<10} {'median ms':>9} {'IQR ms':>13} {'× floor':>8} {'peak RSS KiB':>12}")
-for action, program, med, q1, q3, rss in results:
-    print(f"{action:<26} {program:<10} {med:>9.2f} {q1:>6.2f}–{q3:<6.2f} {med / floor:>8.2f} {rss:>12.0f}")
+runs = results[0][7]
+print(f"{'action':<26} {'program':<10} {'median ms':>9} {'IQR ms':>13} {'× floor':>8} {'CPU ms':>7} {'peak RSS KiB':>12}")
+for action, program, med, q1, q3, cpu, rss, _ in results:
+    print(f"{action:<26} {program:<10} {med:>9.2f} {q1:>6.2f}–{q3:<6.2f} {med / floor:>8.2f} {cpu:>7.2f} {rss:>12.0f}")
+print(f"\n{runs} runs per cell; CPU ms = mean user + system time of one process")
 print(f"\ndocker-credential-icr release binary: {size} bytes ({size / 1048576:.2f} MiB, stripped)")
 
-icr = {a: (m, r) for a, p, m, _, _, r in results if p == "icr"}
+icr = {a: (m, r) for a, p, m, _, _, _, r, _ in results if p == "icr"}
 checks = []
 for action, (med, _) in icr.items():
     if action.startswith("get"):
         checks.append((f"{action}: within 1.3× the floor", med <= 1.3 * floor))
-for action, program, med, _, _, rss in results:
+for action, program, med, _, _, _, rss, _ in results:
     if program not in ("icr", "floor") and action in icr:
         checks.append((f"{action}: faster than {program}", icr[action][0] < med))
         checks.append((f"{action}: less peak RSS than {program}", icr[action][1] < rss))

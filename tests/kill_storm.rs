@@ -4,9 +4,9 @@
 //! Each round runs a `store` of a registry of its own (so no later store can legitimately
 //! replace an earlier one) and a bearer `get` whose token cache entry is rewritten on every call
 //! (the fake IAM issues one-second tokens, never fresh enough to reuse), and sends each a SIGKILL
-//! (std's `Child::kill`) after a random delay drawn (seeded) from twice the time that action takes
-//! here (calibrated at the start), so that
-//! some are killed before they start writing, some in the middle and some after they finished.
+//! (std's `Child::kill`) after a random delay drawn (seeded) from twice the time that action
+//! takes here (calibrated at the start), so that some are killed before they start writing, some
+//! in the middle and some after they finished.
 //! After every round: `credentials.json` and every cache file parse, and every store that was
 //! seen to exit 0 is there with its secret. At the end the helper itself reads everything back.
 
