@@ -96,7 +96,10 @@ pub fn run(
             return fail(
                 stdout,
                 &log,
-                &Error::input(format!("`{}` takes no arguments after the action (see --help)", sanitize(action))),
+                &Error::input(format!(
+                    "`{}` takes no arguments after the action (see --help)",
+                    crate::commands::shown(action)
+                )),
             )
         }
     };
@@ -113,7 +116,7 @@ pub fn run(
         "help" | "--help" | "-h" => Ok(USAGE.to_owned()),
         other => Err(Error::input(format!(
             "unknown action `{}`: expected get, store, erase, list or version (see --help)",
-            sanitize(other)
+            crate::commands::shown(other)
         ))),
     };
     match result {
@@ -153,13 +156,4 @@ fn fail(stdout: &mut dyn Write, log: &Log, error: &Error) -> i32 {
     let _ = writeln!(stdout, "{error}");
     let _ = stdout.flush();
     1
-}
-
-/// An argument echoed in an error line: printable, and short.
-fn sanitize(arg: &str) -> String {
-    let mut s: String = arg.chars().filter(|c| !c.is_control()).take(64).collect();
-    if arg.chars().count() > 64 {
-        s.push('…');
-    }
-    s
 }

@@ -22,7 +22,14 @@ pub const ERR_MISSING_USERNAME: &str = "no credentials username";
 pub const MAX_INPUT: usize = 1 << 20;
 
 /// Reads all of stdin, refusing more than [`MAX_INPUT`] bytes and anything that is not UTF-8.
-pub fn read_input(mut reader: impl Read) -> Result<String> {
+pub fn read_input(reader: impl Read) -> Result<String> {
+    read_limited(reader, "input", "a server URL or a JSON credentials object")
+}
+
+/// Reads all of `reader` as `what` (for the error line), refusing more than [`MAX_INPUT`] bytes
+/// and anything that is not UTF-8; `expected` says what should have come. The kubelet's
+/// request is read the same way.
+pub fn read_limited(mut reader: impl Read, what: &str, expected: &str) -> Result<String> {
     let mut bytes = Vec::new();
     reader
         .by_ref()
@@ -30,10 +37,9 @@ pub fn read_input(mut reader: impl Read) -> Result<String> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::input(format!("cannot read standard input: {e}")))?;
     if bytes.len() > MAX_INPUT {
-        return Err(Error::input("input is larger than 1 MiB: expected a server URL or a JSON credentials object"));
+        return Err(Error::input(format!("{what} is larger than 1 MiB: expected {expected}")));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Error::input("input is not valid UTF-8: expected a server URL or a JSON credentials object"))
+    String::from_utf8(bytes).map_err(|_| Error::input(format!("{what} is not valid UTF-8: expected {expected}")))
 }
 
 /// The server URL of a `get` or `erase`: the input with surrounding whitespace trimmed.

@@ -38,36 +38,47 @@ pub fn credentials(ctx: &Context, registry: &Registry) -> Result<Answer> {
     answer(ctx, registry, found)
 }
 
+/// The IAM exchange `get` makes for this credential in this mode, if any: an API key in mode
+/// `iambearer` or `iamrefresh`, and a trusted profile in every mode (it yields bearer tokens
+/// only). `explain` asks the same question, so it is answered here once.
+pub fn grant(mode: Mode, credential: &Credential) -> Option<Grant> {
+    match credential {
+        Credential::ApiKey(key) if mode != Mode::ApiKey => {
+            Some(Grant::ApiKey { apikey: key.clone(), refresh: mode == Mode::Refresh })
+        }
+        Credential::TrustedProfile { profile, cr_token } => {
+            Some(Grant::CrToken { cr_token: cr_token.clone(), profile: profile.clone() })
+        }
+        _ => None,
+    }
+}
+
 /// Applies the mode to what a source found.
 pub fn answer(ctx: &Context, registry: &Registry, found: Found) -> Result<Answer> {
     let mode = ctx.mode(registry)?;
     let Found { credential, origin } = found;
-    let (username, secret) = match credential {
-        Credential::ApiKey(key) => match mode {
-            Mode::ApiKey => (Mode::ApiKey.username().to_owned(), key),
-            Mode::Bearer => {
-                let token = exchange(ctx, &Grant::ApiKey { apikey: key, refresh: false })?;
-                (Mode::Bearer.username().to_owned(), token.access)
-            }
-            Mode::Refresh => {
-                let token = exchange(ctx, &Grant::ApiKey { apikey: key, refresh: true })?;
+    if let Some(grant) = grant(mode, &credential) {
+        if mode == Mode::Refresh && matches!(grant, Grant::CrToken { .. }) {
+            ctx.log.info(format_args!("{registry}: a trusted profile yields bearer tokens only, not refresh tokens"));
+        }
+        let token = exchange(ctx, &grant)?;
+        let (username, secret) = match grant {
+            Grant::ApiKey { refresh: true, .. } => {
                 let refresh = token.refresh.ok_or_else(|| {
                     Error::failed("IAM answered without a refresh token for client bx: use mode iambearer")
                 })?;
-                (Mode::Refresh.username().to_owned(), refresh)
+                (Mode::Refresh.username(), refresh)
             }
-        },
+            _ => (Mode::Bearer.username(), token.access),
+        };
+        return Ok(Answer { username: username.to_owned(), secret, origin });
+    }
+    let (username, secret) = match credential {
+        Credential::ApiKey(key) => (Mode::ApiKey.username().to_owned(), key),
         Credential::Bearer(token) => (Mode::Bearer.username().to_owned(), token),
         Credential::Refresh(token) => (Mode::Refresh.username().to_owned(), token),
-        Credential::TrustedProfile { profile, cr_token } => {
-            if mode == Mode::Refresh {
-                ctx.log
-                    .info(format_args!("{registry}: a trusted profile yields bearer tokens only, not refresh tokens"));
-            }
-            let token = exchange(ctx, &Grant::CrToken { cr_token, profile })?;
-            (Mode::Bearer.username().to_owned(), token.access)
-        }
         Credential::Login { username, secret } => (username, secret),
+        Credential::TrustedProfile { .. } => unreachable!("`grant` exchanges every trusted profile"),
     };
     Ok(Answer { username, secret, origin })
 }

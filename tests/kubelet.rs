@@ -411,6 +411,7 @@ fn malformed_requests_fail_on_stderr_with_nothing_on_stdout() {
     };
     let cases = [
         (String::new(), "the request is not valid JSON (line 1, column 0): expected a CredentialProviderRequest".to_owned()),
+        (" ".repeat((1 << 20) + 1), "the request is larger than 1 MiB: expected a CredentialProviderRequest".to_owned()),
         ("us.icr.io/team/app:1".to_owned(), "the request is not valid JSON (line 1, column 1): expected a CredentialProviderRequest".to_owned()),
         ("[]".to_owned(), "the request is not a JSON object: expected a CredentialProviderRequest".to_owned()),
         (

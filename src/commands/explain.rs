@@ -18,6 +18,7 @@ use crate::jwt;
 use crate::mode::Mode;
 use crate::protocol;
 use crate::registry::{self, Registry};
+use crate::resolve;
 use crate::source::{self, Credential, Found, Lookup};
 
 const USAGE: &str = "\
@@ -158,23 +159,10 @@ fn fingerprint(credential: &Credential) -> String {
     }
 }
 
-/// The grant `resolve::answer` exchanges for this credential in this mode, if any.
-fn grant(mode: Mode, credential: &Credential) -> Option<Grant> {
-    match credential {
-        Credential::ApiKey(key) if mode != Mode::ApiKey => {
-            Some(Grant::ApiKey { apikey: key.clone(), refresh: mode == Mode::Refresh })
-        }
-        Credential::TrustedProfile { profile, cr_token } => {
-            Some(Grant::CrToken { cr_token: cr_token.clone(), profile: profile.clone() })
-        }
-        _ => None,
-    }
-}
-
 /// What `get` answers with, and the cached token it would reuse.
 fn answer(ctx: &Context, mode: Mode, found: &Found, report: &mut Report) -> Result<()> {
     let now = ctx.clock.now();
-    let Some(grant) = grant(mode, &found.credential) else {
+    let Some(grant) = resolve::grant(mode, &found.credential) else {
         let username = match &found.credential {
             Credential::ApiKey(_) => Mode::ApiKey.username(),
             Credential::Bearer(_) => Mode::Bearer.username(),
@@ -235,7 +223,7 @@ fn describe_token(token: &Token, now: u64) -> String {
 /// `--check`: the exchange `get` makes, through the token cache as `get` does; for an API key
 /// that `get` hands out as it is, an exchange that proves IAM accepts it.
 fn check(ctx: &Context, mode: Mode, found: Found, report: &mut Report) -> i32 {
-    let grant = match (grant(mode, &found.credential), &found.credential) {
+    let grant = match (resolve::grant(mode, &found.credential), &found.credential) {
         (Some(grant), _) => grant,
         (None, Credential::ApiKey(key)) => Grant::ApiKey { apikey: key.clone(), refresh: false },
         (None, credential) => {

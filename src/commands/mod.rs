@@ -59,7 +59,7 @@ fn option_value<'a>(name: &str, arg: &'a str, rest: &mut std::slice::Iter<'a, St
 }
 
 /// An argument echoed in a message: printable and short.
-fn shown(arg: &str) -> String {
+pub(crate) fn shown(arg: &str) -> String {
     let mut s: String = arg.chars().filter(|c| !c.is_control()).take(64).collect();
     if arg.chars().count() > 64 {
         s.push('…');

@@ -36,6 +36,7 @@ use crate::mode::Mode;
 use crate::registry::{self, Registry};
 use crate::resolve;
 use crate::secret::Secret;
+use crate::{protocol, source};
 use wire::{AuthConfig, Request, Response};
 
 /// The annotation that names the trusted profile of a service account's pods by id.
@@ -49,9 +50,6 @@ pub const DEFAULT_CACHE_SECONDS: u64 = 3600;
 /// The longest a refresh token is cached: its expiry is not readable and the `ibmcloud` CLI
 /// replaces it as it goes, so the kubelet asks again soon rather than hold an invalid one.
 pub const REFRESH_CACHE_SECONDS: u64 = 600;
-
-/// The request is a few kilobytes; more than this is not a request.
-const MAX_REQUEST: u64 = 1 << 20;
 
 /// Runs the action: the response on `stdout` and exit status 0, or one error line on stderr (via
 /// the log) and exit status 1 with nothing on stdout.
@@ -73,15 +71,7 @@ pub fn serve(ctx: &Context, stdin: &mut dyn Read, stdout: &mut dyn Write) -> i32
 }
 
 fn read_request(stdin: &mut dyn Read) -> Result<String> {
-    let mut bytes = Vec::new();
-    stdin
-        .take(MAX_REQUEST + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::input(format!("cannot read standard input: {e}")))?;
-    if bytes.len() as u64 > MAX_REQUEST {
-        return Err(Error::input("the request is larger than 1 MiB: expected a CredentialProviderRequest"));
-    }
-    String::from_utf8(bytes).map_err(|_| Error::input("the request is not UTF-8: expected a CredentialProviderRequest"))
+    protocol::read_limited(stdin, "the request", "a CredentialProviderRequest")
 }
 
 /// The response line for one request.
@@ -197,10 +187,7 @@ fn profile(
         });
     }
     if let Some(value) = ctx.env.get("IBMCLOUD_CR_PROFILE") {
-        let value = value.trim();
-        let profile =
-            if value.starts_with("Profile-") { Profile::Id(value.to_owned()) } else { Profile::Name(value.to_owned()) };
-        return Ok(Some((profile, "IBMCLOUD_CR_PROFILE".to_owned())));
+        return Ok(Some((source::profile_ref(value), "IBMCLOUD_CR_PROFILE".to_owned())));
     }
     Ok(match config.and_then(|c| c.default.credential.as_ref()) {
         Some(KeySource::TrustedProfile(tp)) => Some((tp.profile.clone(), "config default".to_owned())),

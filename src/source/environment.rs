@@ -77,7 +77,7 @@ pub fn strip_bearer(value: &str) -> &str {
 }
 
 /// A trusted profile is named by its id (`Profile-…`) or by its name.
-fn profile_ref(value: &str) -> Profile {
+pub fn profile_ref(value: &str) -> Profile {
     let value = value.trim();
     if value.starts_with("Profile-") {
         Profile::Id(value.to_owned())

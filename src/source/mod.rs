@@ -21,7 +21,7 @@ use crate::iam::Profile;
 use crate::registry::Registry;
 use crate::secret::Secret;
 
-pub use environment::DEFAULT_CR_TOKEN_PATHS;
+pub use environment::{profile_ref, DEFAULT_CR_TOKEN_PATHS};
 
 /// A credential as a source holds it, before the mode turns it into what the registry gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
