@@ -78,39 +78,11 @@ ECR=$(command -v docker-credential-ecr-login)
 PASS=$(command -v docker-credential-pass)
 
 # --- state each program reads ---------------------------------------------------------------
-printf 'us.icr.io\n' >"$WORK/in-icr"
-printf 'de.icr.io\n' >"$WORK/in-icr-stored"
-printf 'docker.io\n' >"$WORK/in-foreign"
-printf 'unused\n' >"$WORK/in-list"
+# shellcheck source=benches/helper-state.sh
+. "$ROOT/benches/helper-state.sh"
 printf '123456789012.dkr.ecr.us-east-1.amazonaws.com\n' >"$WORK/in-ecr"
 printf 'https://pass.example.com\n' >"$WORK/in-pass-stored"
-printf '{"ServerURL":"us.icr.io","Username":"iamapikey","Secret":"bench-stored-key"}' >"$WORK/in-store"
 printf '{"ServerURL":"https://pass.example.com","Username":"bench","Secret":"bench-stored-secret"}' >"$WORK/in-pass-store"
-
-BASE_ENV=(PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8)
-
-# The helper: no config file, three stored logins (so that list and a stored get have work).
-ICR_HOME="$WORK/icr"
-mkdir -p "$ICR_HOME"
-ICR_ENV=("${BASE_ENV[@]}" HOME="$ICR_HOME")
-for host in de.icr.io jp.icr.io uk.icr.io; do
-    printf '{"ServerURL":"%s","Username":"iamapikey","Secret":"bench-%s"}' "$host" "$host" |
-        env -i "${ICR_ENV[@]}" "$ICR" store
-done
-
-# A warm bearer cache: one exchange at the fake IAM, which is then stopped.
-IAM_URL_FILE="$WORK/iam-url"
-"$FAKE_IAM" --any-apikey --lifetime 3600 --port-file "$IAM_URL_FILE" --max-seconds 120 >/dev/null &
-IAM_PID=$!
-for _ in $(seq 100); do [ -s "$IAM_URL_FILE" ] && break; sleep 0.05; done
-BEARER_ENV=("${ICR_ENV[@]}" IBMCLOUD_API_KEY=bench-api-key DOCKER_CREDENTIAL_ICR_MODE=iambearer
-    DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT="$(cat "$IAM_URL_FILE")")
-env -i "${BEARER_ENV[@]}" "$ICR" get <"$WORK/in-icr" >/dev/null
-kill "$IAM_PID"
-wait "$IAM_PID" 2>/dev/null || true
-IAM_PID=
-env -i "${BEARER_ENV[@]}" "$ICR" get <"$WORK/in-icr" | grep -q '"Username":"iambearer"' ||
-    { say "the cached bearer get failed with the fake IAM stopped"; exit 1; }
 
 # ecr-login: its file cache, keyed by region and a digest of the access key id (its 0.6 format).
 ECR_HOME="$WORK/ecr"
@@ -148,6 +120,19 @@ env -i "${PASS_ENV[@]}" "$PASS" get <"$WORK/in-pass-stored" | grep -q '"Username
     { say "docker-credential-pass did not answer its stored login"; exit 1; }
 
 # --- measuring ------------------------------------------------------------------------------
+# Every program starts from the same page-cache state: its file written back and dropped from the
+# cache (fsync, then POSIX_FADV_DONTNEED; no root needed), so that the first run reads it back as
+# an installed binary is read, rather than using the cache pages the linker or dpkg left behind.
+# This matters for peak RSS: the kernel maps cached pages around every fault, and pages cached by
+# a write can be larger folios than pages read in by a fault.
+python3 - "$FLOOR" "$ICR" "$ECR" "$PASS" <<'EOF'
+import os, sys
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+EOF
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 ROWS="$WORK/rows.tsv"
@@ -173,7 +158,6 @@ measure() {
     printf '%s\t%s\t%s\t%s\n' "$action" "$program" "$json" "${rss[*]}" >>"$ROWS"
 }
 
-ICR_ENV_KEY=("${ICR_ENV[@]}" IBMCLOUD_API_KEY=bench-api-key)
 # The machine is shared: every cell is measured in ROUNDS short rounds, interleaved, so that a
 # burst of someone else's load falls on all programs alike rather than on one.
 say "measuring: $ROUNDS rounds × $RUNS runs (after $WARMUP warm-up runs) per cell; peak RSS over $RSS_RUNS runs"
