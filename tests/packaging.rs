@@ -58,11 +58,18 @@ fn release_binary() -> &'static Path {
     BINARY.get_or_init(|| {
         let mut build = cargo();
         build.args(["build", "--release", "--locked", "--bin", PACKAGE]);
+        // The linker's map of this very build, for the layout test (build.rs passes it on).
+        build.env("DOCKER_CREDENTIAL_ICR_LINK_MAP", link_map());
         run_ok(build, BUILD_TIMEOUT);
         let binary = packaging_dir().join("target/release").join(PACKAGE);
         assert!(binary.is_file(), "cargo build --release left no {}", binary.display());
         binary
     })
+}
+
+/// The linker's map of [`release_binary`], beside it in the packaging target dir.
+fn link_map() -> PathBuf {
+    packaging_dir().join("target/release/link.map")
 }
 
 /// `cargo-deb`: from `$CARGO_HOME/bin` when it is there, else installed (once) into
@@ -360,4 +367,65 @@ fn rpm_spec_builds_a_package_of_the_release_binary() {
     }
     assert_eq!(files.len(), 5, "{list}");
     eprintln!("packaging: rpmbuild {rpm_path} ... ok");
+}
+
+/// The first symbol of each input section of `.text` in a linker map (lld's `-Map` format:
+/// VMA, LMA, size and alignment, then after one space the output section, an input section
+/// indented by 8 spaces or a symbol indented by 16), in address order.
+fn text_sections(map: &str) -> Vec<String> {
+    let mut sections: Vec<Option<String>> = Vec::new();
+    let mut in_text = false;
+    for line in map.lines() {
+        let mut rest = line;
+        for _ in 0..4 {
+            rest = rest.trim_start_matches(' ');
+            rest = rest.find(' ').map_or("", |end| &rest[end..]);
+        }
+        let name = rest.trim_start_matches(' ');
+        match (rest.len() - name.len()).saturating_sub(1) {
+            0 => in_text = name == ".text",
+            8 if in_text => sections.push(None),
+            16 if in_text => {
+                if let Some(first @ None) = sections.last_mut() {
+                    *first = Some(name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    sections.into_iter().flatten().collect()
+}
+
+#[test]
+fn release_binary_needs_only_libc_and_lays_its_hot_paths_out_first() {
+    let binary = release_binary();
+    let mut readelf = Command::new(require_tool("readelf", "binutils"));
+    readelf.args(["--file-header", "--dynamic"]).arg(binary);
+    let elf = run_ok(readelf, Duration::from_secs(60));
+    assert!(elf.stdout.contains("EXEC (Executable file)"), "build.rs links a position-dependent executable:\n{elf}");
+    let needed: Vec<&str> = elf
+        .stdout
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split_once('[').and_then(|(_, r)| r.strip_suffix(']')))
+        .collect();
+    assert_eq!(needed, ["libc.so.6"], "the unwinder is linked in, so libc is the one shared library:\n{elf}");
+
+    let map = fs::read_to_string(link_map()).expect("the release build writes its link map");
+    let sections = text_sections(&map);
+    assert!(sections.len() > 1000, "{} sections in .text: is {} an lld map?", sections.len(), link_map().display());
+    let order = fs::read_to_string(workspace().join("link/startup-order.txt")).expect("read link/startup-order.txt");
+    let wanted: Vec<&str> = order.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let built: BTreeSet<&str> = sections.iter().map(String::as_str).collect();
+    let present: Vec<&str> = wanted.iter().copied().filter(|s| built.contains(s)).collect();
+    assert!(
+        present.len() * 10 >= wanted.len() * 9,
+        "only {} of the {} functions in link/startup-order.txt are in this build: the toolchain or a \
+         dependency changed their symbols; regenerate the file with benches/startup-order.sh",
+        present.len(),
+        wanted.len()
+    );
+    let first: Vec<&str> = sections.iter().take(present.len()).map(String::as_str).collect();
+    assert_eq!(first, present, "the start of .text should be the hot paths, in the file's order");
+    eprintln!("packaging: {} of {} hot-path functions laid out first", present.len(), wanted.len());
 }
