@@ -20,7 +20,8 @@
 //!   x86_64-unknown-linux-gnu since Rust 1.90. Symbols the file names that the build lacks are
 //!   skipped, so a stale file costs memory, never correctness.
 //!
-//! Anything else (another target, a configured linker, an older rustc) links as cargo would.
+//! Anything else (another target, a cross build, a configured linker, an older rustc) links as
+//! cargo would.
 //! `DOCKER_CREDENTIAL_ICR_LINK_MAP=<path>` writes the linker's map, which the generator reads.
 //! benches/floor builds with this same script, so that the floor links as the helper does.
 
@@ -36,7 +37,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DOCKER_CREDENTIAL_ICR_PIE");
 
     let var = |name: &str| env::var(name).unwrap_or_default();
-    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
+    // Native builds only: the probes below run the host's compiler.
+    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" || var("TARGET") != var("HOST") {
         return;
     }
     // A linker the user chose is theirs to drive.

@@ -3,7 +3,7 @@
 //! the table: the parsed host, printed and parsed again, names the same registry.
 #![no_main]
 
-use docker_credential_icr::registry::{parse_server_url, REGIONS};
+use docker_credential_icr::registry::parse_server_url;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
