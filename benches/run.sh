@@ -40,7 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 
 # --- tools ----------------------------------------------------------------------------------
 need_apt=()
@@ -51,11 +52,7 @@ command -v gpg >/dev/null || need_apt+=(gnupg)
 [ -x /usr/bin/time ] || need_apt+=(time)
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v hyperfine >/dev/null || need_apt+=(hyperfine)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    say "installing with apt: ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+install_with_apt "${need_apt[@]}"
 # hyperfine learned --input (stdin from a file without a shell) in 1.17; Debian 12 ships 1.15.
 # Without it, stdin would need a shell, whose start would blur a 1 ms process.
 HYPERFINE=hyperfine

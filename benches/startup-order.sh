@@ -22,16 +22,13 @@ cleanup() {
     [ -n "${KEEP_WORK:-}" ] && say "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 
 need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v python3 >/dev/null || need_apt+=(python3)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    say "installing with apt: ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+install_with_apt "${need_apt[@]}"
 
 MAP="$WORK/link.map"
 say "building the release binary with its link map"
