@@ -35,27 +35,37 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=DOCKER_CREDENTIAL_ICR_LINK_MAP");
     println!("cargo:rerun-if-env-changed=DOCKER_CREDENTIAL_ICR_PIE");
+    // What was applied, for tests/packaging.rs to check against the release binary.
+    println!("cargo:rustc-env=DOCKER_CREDENTIAL_ICR_LINK_TUNING={}", tune().join(","));
+}
 
+/// Emits the link settings that apply to this build and names them.
+fn tune() -> Vec<&'static str> {
     let var = |name: &str| env::var(name).unwrap_or_default();
+    let mut applied = Vec::new();
     // Native builds only: the probes below run the host's compiler.
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" || var("TARGET") != var("HOST") {
-        return;
+        return applied;
     }
     // A linker the user chose is theirs to drive.
     let rustflags = var("CARGO_ENCODED_RUSTFLAGS");
     if env::var_os("RUSTC_LINKER").is_some()
         || ["linker", "link-self-contained", "fuse-ld"].iter().any(|f| rustflags.contains(f))
     {
-        return;
+        return applied;
     }
 
     if has_static_unwinder() {
         // Not bundled into the rlib: passed to the final link, ahead of std's `-lgcc_s`, so the
         // unwinder's symbols resolve here and `--as-needed` drops the shared library.
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+        applied.push("static-unwinder");
     }
-    if var("DOCKER_CREDENTIAL_ICR_PIE") != "1" {
+    if var("DOCKER_CREDENTIAL_ICR_PIE") == "1" {
+        applied.push("pie");
+    } else {
         println!("cargo:rustc-link-arg-bins=-no-pie");
+        applied.push("no-pie");
     }
 
     if var("TARGET") == "x86_64-unknown-linux-gnu" && rustc_minor().is_some_and(|minor| minor >= 90) {
@@ -64,12 +74,14 @@ fn main() {
             println!("cargo:rerun-if-changed={ORDER_FILE}");
             println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
             println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+            applied.push("startup-order");
         }
         if let Some(map) = env::var_os("DOCKER_CREDENTIAL_ICR_LINK_MAP") {
             println!("cargo:rustc-link-arg-bins=-Wl,-Map={}", map.to_string_lossy());
             println!("cargo:rustc-link-arg-bins=-Wl,--no-demangle");
         }
     }
+    applied
 }
 
 /// Whether the C compiler that drives the link has `libgcc_eh.a` (GCC always ships it).
