@@ -167,7 +167,8 @@ fn key_as(endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> String 
             }
         }
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    hash.finalize().iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]).map(char::from).collect()
 }
 
 fn grant_label(grant: &Grant) -> &'static str {
@@ -378,6 +379,17 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), keys.len());
         assert!(keys.iter().all(|k| k.len() == 64 && k.chars().all(|c| c.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn a_key_is_the_lowercase_hex_sha256_of_the_length_prefixed_fields() {
+        // Pinned (computed with Python's hashlib): a cache file's name must not change between
+        // releases, or an upgrade orphans every cached token.
+        let grant = Grant::ApiKey { apikey: Secret::new("k"), refresh: false };
+        assert_eq!(
+            key(&Endpoint::default(), &grant),
+            "75be89004692b3b57c96ed4cbfa0614f76a497e0a9bff5d04cec33fdf9f0607c"
+        );
     }
 
     #[test]
