@@ -5,7 +5,7 @@
 #
 # For each action it prints the median and spread (interquartile range) of the wall time of a
 # whole process, the mean CPU time (user + system) of one, measured by hyperfine without a shell (-N, stdin from a file with --input), the
-# ratio to the floor, and the median peak RSS over several runs of /usr/bin/time -f %M.
+# ratio to the floor, and the median and range of peak RSS over several runs of /usr/bin/time -f %M.
 #
 # The floor is benches/floor: a one-file Rust program built with the same release profile that
 # reads stdin and prints a fixed answer, i.e. what any process start costs on this machine.
@@ -199,22 +199,26 @@ for action, program, path, rss in rows:
 results = []
 for (action, program), (times, cpu, peaks) in cells.items():
     q1, med, q3 = quartiles(times)
-    results.append((action, program, med, q1, q3, statistics.mean(cpu), statistics.median(peaks), len(times)))
+    results.append((action, program, med, q1, q3, statistics.mean(cpu), statistics.median(peaks), len(times),
+                    min(peaks), max(peaks)))
 
 floor = next(r[2] for r in results if r[1] == "floor")
 runs = results[0][7]
-print(f"{'action':<26} {'program':<10} {'median ms':>9} {'IQR ms':>13} {'× floor':>8} {'CPU ms':>7} {'peak RSS KiB':>12}")
-for action, program, med, q1, q3, cpu, rss, _ in results:
-    print(f"{action:<26} {program:<10} {med:>9.2f} {q1:>6.2f}–{q3:<6.2f} {med / floor:>8.2f} {cpu:>7.2f} {rss:>12.0f}")
-print(f"\n{runs} runs per cell; CPU ms = mean user + system time of one process")
+print(f"{'action':<26} {'program':<10} {'median ms':>9} {'IQR ms':>13} {'× floor':>8} {'CPU ms':>7} "
+      f"{'peak RSS KiB':>12} {'min–max':>11}")
+for action, program, med, q1, q3, cpu, rss, _, low, high in results:
+    print(f"{action:<26} {program:<10} {med:>9.2f} {q1:>6.2f}–{q3:<6.2f} {med / floor:>8.2f} {cpu:>7.2f} "
+          f"{rss:>12.0f} {low:>5}–{high:<5}")
+print(f"\n{runs} runs per cell; CPU ms = mean user + system time of one process; "
+      f"peak RSS: median and range over {len(next(iter(cells.values()))[2])} runs")
 print(f"\ndocker-credential-icr release binary: {size} bytes ({size / 1048576:.2f} MiB, stripped)")
 
-icr = {a: (m, r) for a, p, m, _, _, _, r, _ in results if p == "icr"}
+icr = {a: (m, r) for a, p, m, _, _, _, r, *_ in results if p == "icr"}
 checks = []
 for action, (med, _) in icr.items():
     if action.startswith("get"):
         checks.append((f"{action}: within 1.3× the floor", med <= 1.3 * floor))
-for action, program, med, _, _, _, rss, _ in results:
+for action, program, med, _, _, _, rss, *_ in results:
     if program not in ("icr", "floor") and action in icr:
         checks.append((f"{action}: faster than {program}", icr[action][0] < med))
         checks.append((f"{action}: less peak RSS than {program}", icr[action][1] < rss))
