@@ -21,9 +21,8 @@
 //!   skipped, so a stale file costs memory, never correctness.
 //!
 //! Anything else (another target, a cross build, a configured linker, an older rustc) links as
-//! cargo would.
-//! `DOCKER_CREDENTIAL_ICR_LINK_MAP=<path>` writes the linker's map, which the generator reads.
-//! benches/floor builds with this same script, so that the floor links as the helper does.
+//! cargo would. `DOCKER_CREDENTIAL_ICR_LINK_MAP=<path>` writes the linker's map, which the
+//! generator reads. benches/floor builds with this same script, so that it links as the helper.
 
 use std::env;
 use std::path::Path;
