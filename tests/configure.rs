@@ -277,22 +277,27 @@ fn remove_with_missing_files_creates_nothing() {
     assert!(!home.docker().exists() && !home.containers().exists());
 }
 
+/// `configure` exits 1 with one line, "<docker config> <why>; nothing was written", and leaves
+/// the docker config byte for byte as `original`.
+#[track_caller]
+fn assert_configure_refuses(home: &Home, original: &[u8], why: &str) {
+    let run = home.run(&["configure"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    let expected = format!("docker-credential-icr: error: {} {why}; nothing was written\n", home.docker().display());
+    assert_eq!(run.stderr, expected, "{run:?}");
+    assert_eq!(fs::read(home.docker()).unwrap(), original);
+}
+
 #[test]
 fn malformed_config_is_never_overwritten_and_nothing_else_is_written() {
     let home = Home::new();
     let original = home.install("malformed.json", 0o600);
-    let run = home.run(&["configure"]);
-    assert_eq!(run.status, 1, "{run:?}");
-    assert_eq!(run.stdout, "", "{run:?}");
-    assert_eq!(
-        run.stderr,
-        format!(
-            "docker-credential-icr: error: {} is not valid JSON (EOF while parsing a value at line 5 column 0): fix it or move it aside; nothing was written\n",
-            home.docker().display()
-        ),
-        "{run:?}"
+    assert_configure_refuses(
+        &home,
+        &original,
+        "is not valid JSON (EOF while parsing a value at line 5 column 0): fix it or move it aside",
     );
-    assert_eq!(fs::read(home.docker()).unwrap(), original);
     assert!(!home.path(".docker/config.json.bak").exists());
     assert!(!home.containers().exists(), "no file is written when one of them is malformed");
 }
@@ -301,18 +306,11 @@ fn malformed_config_is_never_overwritten_and_nothing_else_is_written() {
 fn read_only_config_is_left_alone_with_a_clear_error() {
     let home = Home::new();
     let original = home.install("credsstore.json", 0o444);
-    let run = home.run(&["configure"]);
-    assert_eq!(run.status, 1, "{run:?}");
-    assert_eq!(run.stdout, "", "{run:?}");
-    assert_eq!(
-        run.stderr,
-        format!(
-            "docker-credential-icr: error: {} is read-only: make it writable to configure it (or see the change with --dry-run); nothing was written\n",
-            home.docker().display()
-        ),
-        "{run:?}"
+    assert_configure_refuses(
+        &home,
+        &original,
+        "is read-only: make it writable to configure it (or see the change with --dry-run)",
     );
-    assert_eq!(fs::read(home.docker()).unwrap(), original);
     assert_eq!(mode(&home.docker()), 0o444);
     assert!(!home.containers().exists());
 }

@@ -176,6 +176,18 @@ impl Scenario {
         self.client.run("skopeo", &args, None)
     }
 
+    /// Pushes, inspects the pushed manifest, and checks that the registry saw only
+    /// `iamapikey` and that the auth file still holds no credentials.
+    #[track_caller]
+    fn assert_push_and_inspect_as_iamapikey(&self) {
+        self.push().assert_success();
+        let inspect = self.inspect();
+        inspect.assert_success();
+        assert_eq!(inspected_digest(&inspect.stdout), self.image.manifest_digest);
+        self.assert_only_iamapikey_authenticated();
+        self.assert_authfile_holds_no_credentials();
+    }
+
     #[track_caller]
     fn assert_only_iamapikey_authenticated(&self) {
         let users = self.registry.authenticated_users();
@@ -226,12 +238,7 @@ fn skopeo_login_push_inspect_logout_round_trip_through_the_helper() {
     assert!(stored.contains(&scenario.registry.host()), "{stored}");
     scenario.assert_authfile_holds_no_credentials();
 
-    scenario.push().assert_success();
-    let inspect = scenario.inspect();
-    inspect.assert_success();
-    assert_eq!(inspected_digest(&inspect.stdout), scenario.image.manifest_digest);
-    scenario.assert_only_iamapikey_authenticated();
-    scenario.assert_authfile_holds_no_credentials();
+    scenario.assert_push_and_inspect_as_iamapikey();
 
     scenario.logout().assert_success();
     let stored = fs::read_to_string(&credentials).unwrap_or_default();
@@ -251,12 +258,7 @@ fn skopeo_push_and_inspect_with_key_from_helper_config_and_environment() {
     let mut scenario = Scenario::new(json!({ "apiKeyEnv": API_KEY_ENV }));
     scenario.client.set_env(API_KEY_ENV, API_KEY);
 
-    scenario.push().assert_success();
-    let inspect = scenario.inspect();
-    inspect.assert_success();
-    assert_eq!(inspected_digest(&inspect.stdout), scenario.image.manifest_digest);
-    scenario.assert_only_iamapikey_authenticated();
-    scenario.assert_authfile_holds_no_credentials();
+    scenario.assert_push_and_inspect_as_iamapikey();
     assert!(!scenario.client.credentials_path().exists(), "get must not store a login");
 }
 

@@ -48,6 +48,19 @@ fn assert_issued(token: &str, sub: &str, grant: &str, client: &str, lifetime: u6
     assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), lifetime, "{claims}");
 }
 
+/// A quiet `get` of `server` that answered `iambearer` with a one-hour token of the default
+/// client, issued for `sub` by `grant`, after exactly one plain token request (returned).
+#[track_caller]
+fn assert_bearer_answer(run: &Run, server: &str, iam: &FakeIam, sub: &str, grant: &str) -> RequestRecord {
+    let (username, token) = run.answer(server);
+    run.assert_quiet();
+    assert_eq!(username, "iambearer");
+    assert_issued(&token, sub, grant, "default", 3600);
+    let request = the_request(iam);
+    assert_token_request(&request, None);
+    request
+}
+
 fn apikey_form(key: &str) -> std::collections::BTreeMap<String, String> {
     form(&[("grant_type", GRANT_APIKEY), ("apikey", key)])
 }
@@ -61,12 +74,7 @@ fn iambearer_mode_from_env_exchanges_the_api_key() {
     let mut case = Case::new(&iam);
     case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let run = case.get(SERVER);
-    let (username, token) = run.answer(SERVER);
-    run.assert_quiet();
-    assert_eq!(username, "iambearer");
-    assert_issued(&token, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY, "default", 3600);
-    let request = the_request(&iam);
-    assert_token_request(&request, None);
+    let request = assert_bearer_answer(&run, SERVER, &iam, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY);
     assert_eq!(request.form, apikey_form(API_KEY));
     assert_eq!(request.body, format!("grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey={API_KEY}"));
 }
@@ -78,12 +86,8 @@ fn iambearer_mode_from_the_config_file_exchanges_the_api_key() {
     case.env("IBMCLOUD_API_KEY", API_KEY);
     case.write_config(&json!({ "mode": "iambearer" }));
     let run = case.get("https://de.icr.io/v2/");
-    let (username, token) = run.answer("https://de.icr.io/v2/");
-    run.assert_quiet();
-    assert_eq!(username, "iambearer");
-    assert_issued(&token, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY, "default", 3600);
-    let request = the_request(&iam);
-    assert_token_request(&request, None);
+    let request =
+        assert_bearer_answer(&run, "https://de.icr.io/v2/", &iam, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY);
     assert_eq!(request.form, apikey_form(API_KEY));
 }
 
@@ -118,12 +122,7 @@ fn trusted_profile_id_from_env_with_the_cr_token_value() {
     let mut case = Case::new(&iam);
     case.env("IBMCLOUD_CR_PROFILE", PROFILE_ID).env("IBMCLOUD_CR_TOKEN", CR_TOKEN);
     let run = case.get(SERVER);
-    let (username, token) = run.answer(SERVER);
-    run.assert_quiet();
-    assert_eq!(username, "iambearer");
-    assert_issued(&token, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN, "default", 3600);
-    let request = the_request(&iam);
-    assert_token_request(&request, None);
+    let request = assert_bearer_answer(&run, SERVER, &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
     assert_eq!(
         request.form,
         form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), ("profile_id", PROFILE_ID)])
@@ -137,12 +136,7 @@ fn trusted_profile_name_from_env_with_the_cr_token_in_a_file() {
     let token_file = case.secret_file("sa-token", &format!("{CR_TOKEN}\n"));
     case.env("IBMCLOUD_CR_PROFILE", PROFILE_NAME).env("IBMCLOUD_CR_TOKEN", format!("@{}", token_file.display()));
     let run = case.get(SERVER);
-    let (username, token) = run.answer(SERVER);
-    run.assert_quiet();
-    assert_eq!(username, "iambearer");
-    assert_issued(&token, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN, "default", 3600);
-    let request = the_request(&iam);
-    assert_token_request(&request, None);
+    let request = assert_bearer_answer(&run, SERVER, &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
     assert_eq!(
         request.form,
         form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), ("profile_name", PROFILE_NAME)])
@@ -162,12 +156,7 @@ fn trusted_profile_from_the_config_file_by_id_and_by_name() {
         trusted["crTokenFile"] = json!(token_file);
         case.write_config(&json!({ "registries": { "jp.icr.io": { "trustedProfile": trusted } } }));
         let run = case.get("jp.icr.io");
-        let (username, token) = run.answer("jp.icr.io");
-        run.assert_quiet();
-        assert_eq!(username, "iambearer", "{profile}");
-        assert_issued(&token, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN, "default", 3600);
-        let request = the_request(&iam);
-        assert_token_request(&request, None);
+        let request = assert_bearer_answer(&run, "jp.icr.io", &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
         assert_eq!(request.form, form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), (field, value)]));
     }
 }
