@@ -3,6 +3,7 @@
 # the linker should lay them out at the start of .text (see build.rs).
 #
 #   benches/startup-order.sh      # builds, profiles, rewrites link/startup-order.txt
+#   KEEP_WORK=1 benches/startup-order.sh   # the same, keeping the map and callgrind files
 #
 # It builds the release binary exactly as users get it (same profile, so the same symbol names),
 # with the linker's map beside it; runs each hot path once under valgrind's callgrind, which
