@@ -2,9 +2,13 @@
 //! environment, a temp HOME, a `CredentialProviderRequest` on stdin shaped exactly as the kubelet
 //! encodes `k8s.io/kubelet/pkg/apis/credentialprovider/v1` (field names `apiVersion`, `kind`,
 //! `image`, `serviceAccountToken`, `serviceAccountAnnotations`; empty ones left out), and a fake
-//! IAM on 127.0.0.1.
+//! IAM on 127.0.0.1. Every response the plugin writes is decoded by [`kubelet_wire`], which is as
+//! strict as the kubelet's own decoder (and refuses a little more), so a field, a casing or a
+//! duration the kubelet would refuse fails the test that produced it.
 
-use std::collections::BTreeSet;
+mod kubelet_wire;
+use kubelet_wire as decoder;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -37,12 +41,13 @@ struct Node {
     home: tempfile::TempDir,
     iam_url: Option<String>,
     log: Option<&'static str>,
+    env: Vec<(&'static str, String)>,
 }
 
 impl Node {
     fn new(config: Value, iam: Option<&FakeIam>) -> Node {
         let home = tempfile::tempdir().expect("temp HOME");
-        let node = Node { home, iam_url: iam.map(|i| i.url()), log: None };
+        let node = Node { home, iam_url: iam.map(|i| i.url()), log: None, env: Vec::new() };
         std::fs::write(node.config_path(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         node
     }
@@ -68,7 +73,21 @@ impl Node {
         if let Some(level) = self.log {
             command.env("DOCKER_CREDENTIAL_ICR_LOG", level);
         }
-        run(command, request)
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let out = run(command, request);
+        // As the kubelet reads it: a failure is a non-zero exit with nothing to decode; a success
+        // is a response its strict decoder takes, in the version the request was made in.
+        if out.status != 0 {
+            assert_eq!(out.stdout, "", "a failed request printed a response: {out:?}");
+        } else {
+            let sent: Value = serde_json::from_str(request).expect("the tests send JSON requests");
+            let version = sent["apiVersion"].as_str().expect("the tests' requests name their apiVersion");
+            let token = sent["serviceAccountToken"].as_str();
+            if let Err(why) = decoder::decode(&out.stdout, version, token) {
+                panic!("the kubelet would refuse this response: {why}\n{out:?}");
+            }
+        }
+        out
     }
 }
 
@@ -178,37 +197,193 @@ fn the_go_duration_checker_accepts_what_go_prints_and_nothing_else() {
     }
 }
 
-/// The response's fields checked against the published `CredentialProviderResponse` schema:
-/// exact names and casing, nothing else, `auth` values with exactly `username` and `password`.
-/// Returns the parsed response and its `cacheDuration` in seconds.
-fn check_schema(out: &Output, version: &str, with_token_cache_type: bool) -> (Value, u64) {
+#[test]
+fn the_strict_decoder_reads_durations_as_go_does() {
+    // Go 1.27's time.ParseDuration on each input, recorded once.
+    let go: &[(&str, Option<i64>)] = &[
+        ("0", Some(0)),
+        ("0s", Some(0)),
+        ("-0", Some(0)),
+        ("+0", Some(0)),
+        ("", None),
+        ("1", None),
+        ("s", None),
+        (".s", None),
+        ("1.s", Some(1_000_000_000)),
+        (".5s", Some(500_000_000)),
+        ("1.5h", Some(5_400_000_000_000)),
+        ("2h45m", Some(9_900_000_000_000)),
+        ("1h0m0s", Some(3_600_000_000_000)),
+        ("300ms", Some(300_000_000)),
+        ("-1.5h", Some(-5_400_000_000_000)),
+        ("1us", Some(1000)),
+        ("1\u{b5}s", Some(1000)),
+        ("1\u{3bc}s", Some(1000)),
+        ("1ns", Some(1)),
+        ("1d", None),
+        ("1H", None),
+        ("1h ", None),
+        (" 1h", None),
+        ("2562047h47m16.854775807s", Some(i64::MAX)),
+        ("2562047h47m16.854775808s", None),
+        ("2562047h47m16s", Some(9_223_372_036_000_000_000)),
+        ("2562048h", None),
+        ("9223372036854775807ns", Some(i64::MAX)),
+        ("9223372036854775808ns", None),
+        ("-9223372036854775808ns", Some(i64::MIN)),
+        ("-9223372036854775809ns", None),
+        ("0.1ns", Some(0)),
+        ("1.0000000000000000000001s", Some(1_000_000_000)),
+        ("99999999999999999999s", None),
+        ("15m0.5s", Some(900_500_000_000)),
+        ("1h1h", Some(7_200_000_000_000)),
+        ("1e3s", None),
+        ("1_0s", None),
+        ("0x10s", None),
+        ("00001s", Some(1_000_000_000)),
+        ("1.s5m", Some(301_000_000_000)),
+        ("3.000000000000000000000000000001h", Some(10_800_000_000_000)),
+    ];
+    for (text, expected) in go {
+        assert_eq!(decoder::parse_go_duration(text).ok(), *expected, "{text:?}");
+    }
+}
+
+#[test]
+fn the_strict_decoder_refuses_every_response_the_kubelet_refuses() {
+    // Each response with what the kubelet 1.36 plugin code did with it (its strict decoder, the
+    // apiVersion and cacheKeyType checks), recorded once by running that code on this list.
+    const OK: &str = r#"{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","cacheDuration":"1h0m0s","auth":{"us.icr.io":{"username":"iamapikey","password":"k"}}}"#;
+    let with = |from: &str, to: &str| OK.replacen(from, to, 1);
+    let refused_by_the_kubelet = [
+        with(r#""auth""#, r#""serviceAccountTokenCacheType":"ServiceAccount","auth""#),
+        with("cacheKeyType", "CacheKeyType"),
+        with(r#""cacheDuration""#, r#""cachekeytype":"Registry","cacheDuration""#),
+        with(r#""cacheDuration""#, r#""cacheKeyType":"Image","cacheDuration""#),
+        with(r#""password":"k""#, r#""password":"k","email":"e""#),
+        with(r#""username""#, r#""Username""#),
+        with(
+            r#"{"us.icr.io""#,
+            r#"{"a":{"username":"u","password":"p"},"a":{"username":"v","password":"q"},"us.icr.io""#,
+        ),
+        with("1h0m0s", "2562048h0m0s"),
+        with("1h0m0s", "4611686018427387904h"),
+        with("1h0m0s", "1d"),
+        with("1h0m0s", "9223372036854775808ns"),
+        with(r#""1h0m0s""#, "3600"),
+        with(r#""Registry""#, r#""registry""#),
+        with(r#""cacheKeyType":"Registry","#, ""),
+        with("CredentialProviderResponse", "CredentialProviderRequest"),
+        with(r#""auth""#, r#""metadata":{},"auth""#),
+        with("/v1\"", "/v1alpha1\""),
+        format!("{OK}{{}}"),
+    ];
+    for response in &refused_by_the_kubelet {
+        assert!(decoder::decode(&format!("{response}\n"), V1, None).is_err(), "{response}");
+    }
+    // What the kubelet would take but no plugin should send: refused here too.
+    let sloppy = [
+        with(r#","password":"k""#, ""),
+        with(r#""username":"iamapikey""#, r#""username":null"#),
+        with("1h0m0s", "-1s"),
+        with(r#","cacheDuration":"1h0m0s""#, ""),
+        OK.to_owned(), // without its newline
+    ];
+    for response in &sloppy[..4] {
+        assert!(decoder::decode(&format!("{response}\n"), V1, None).is_err(), "{response}");
+    }
+    assert!(decoder::decode(&sloppy[4], V1, None).is_err());
+    // The password must not be the service account token the request carried.
+    assert!(decoder::decode(&format!("{OK}\n"), V1, Some("k")).is_err());
+    // And what the kubelet takes is taken.
+    for response in
+        [OK.to_owned(), with("1h0m0s", "2562047h47m16s"), with("/v1\"", "/v1beta1\""), with("Registry", "Global")]
+    {
+        let version = if response.contains("v1beta1") { V1BETA1 } else { V1 };
+        let decoded =
+            decoder::decode(&format!("{response}\n"), version, None).unwrap_or_else(|e| panic!("{e}: {response}"));
+        assert_eq!(decoded.api_version, version);
+    }
+}
+
+#[test]
+fn no_answer_of_iam_makes_the_kubelet_cache_a_token_beyond_its_life_or_an_hour() {
+    let token = sa_token("team-a", "puller", "app-1", now() + 3600);
+    let bearer = |exp: u64| {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(&format!(r#"{{"sub":"profile","exp":{exp}}}"#)))
+    };
+    let cases = [
+        // expires_in 2^63, the token itself good for 10 minutes: at most 5 minutes.
+        (
+            format!(
+                r#"{{"access_token":"{}","expires_in":9223372036854775808,"token_type":"Bearer"}}"#,
+                bearer(now() + 600)
+            ),
+            300,
+        ),
+        // expires_in and exp both absurd: half of the hour an IAM token lives at most.
+        (
+            format!(
+                r#"{{"access_token":"{}","expires_in":18446744073709551615,"expiration":18446744073709551615}}"#,
+                bearer(u64::MAX / 2)
+            ),
+            1800,
+        ),
+        // expiration a minute away though expires_in says an hour: half a minute.
+        (format!(r#"{{"access_token":"opaque-token","expires_in":3600,"expiration":{}}}"#, now() + 60), 30),
+    ];
+    for (answer, at_most) in cases {
+        let iam = FakeIam::start(IamConfig::new().behavior(fake_iam::Behavior::Answer(answer.clone())));
+        let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+        let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
+        let (_, seconds) = check_schema(&out, V1, Some(&token));
+        assert!(seconds <= at_most && seconds + 2 >= at_most, "{seconds} s for {answer}: {out:?}");
+    }
+    // An expiration already past: the token is never handed to the kubelet.
+    let answer = format!(r#"{{"access_token":"opaque-token","expires_in":3600,"expiration":{}}}"#, now() - 60);
+    let iam = FakeIam::start(IamConfig::new().behavior(fake_iam::Behavior::Answer(answer)));
+    let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+    let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
+    assert_eq!((out.status, out.stdout.as_str()), (1, ""), "{out:?}");
+    assert!(out.stderr.contains("had already expired when it arrived"), "{out:?}");
+}
+
+#[test]
+fn a_bearer_token_that_claims_to_live_for_ever_is_cached_for_half_an_hour() {
+    let mut node = Node::new(json!({}), None);
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    for exp in ["9223372036854775807", "1e300", "18446744073709551615"] {
+        let token = format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(&format!(r#"{{"exp":{exp}}}"#)));
+        node.env = vec![("IBMCLOUD_IAM_TOKEN", token.clone())];
+        let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", None, &[]));
+        let (response, seconds) = check_schema(&out, V1, None);
+        assert_eq!(
+            (response["auth"]["us.icr.io"]["password"].as_str(), seconds),
+            (Some(token.as_str()), 1800),
+            "{exp}"
+        );
+    }
+}
+
+/// The response as the kubelet decodes it ([`decoder::decode`]), and its `cacheDuration` in
+/// seconds, which must also be printed exactly as Go prints a duration.
+fn check_schema(out: &Output, version: &str, token: Option<&str>) -> (Value, u64) {
     assert_eq!(out.status, 0, "{out:?}");
-    assert!(out.stdout.ends_with('\n') && out.stdout.lines().count() == 1, "{out:?}");
+    let decoded = decoder::decode(&out.stdout, version, token).unwrap_or_else(|e| panic!("{e}\n{out:?}"));
+    assert_eq!(decoded.cache_key_type, "Registry", "{out:?}");
+    assert!(
+        decoded.auth.values().all(|(username, _)| !username.is_empty()),
+        "every auth entry names its user: {out:?}"
+    );
     let response: Value = serde_json::from_str(&out.stdout).expect("the response is JSON");
-    let object = response.as_object().expect("the response is an object");
-    let mut expected: BTreeSet<&str> = ["apiVersion", "kind", "cacheKeyType", "cacheDuration"].into();
-    if object.contains_key("auth") {
-        expected.insert("auth");
-    }
-    if with_token_cache_type {
-        expected.insert("serviceAccountTokenCacheType");
-        assert_eq!(response["serviceAccountTokenCacheType"], "ServiceAccount");
-    }
-    assert_eq!(object.keys().map(String::as_str).collect::<BTreeSet<_>>(), expected, "{out:?}");
-    assert_eq!(response["apiVersion"], version);
-    assert_eq!(response["kind"], "CredentialProviderResponse");
-    assert_eq!(response["cacheKeyType"], "Registry");
-    if let Some(auth) = object.get("auth") {
-        let auth = auth.as_object().expect("auth is a map");
-        assert!(!auth.is_empty(), "an empty auth is left out, not sent");
-        for value in auth.values() {
-            let entry = value.as_object().expect("an auth entry is an object");
-            assert_eq!(entry.keys().map(String::as_str).collect::<BTreeSet<_>>(), ["password", "username"].into());
-            assert!(entry["username"].is_string() && entry["password"].is_string());
-        }
+    if let Some(auth) = response.get("auth") {
+        assert!(!auth.as_object().expect("auth is a map").is_empty(), "an empty auth is left out, not sent");
     }
     let duration = response["cacheDuration"].as_str().expect("cacheDuration is a string");
-    let seconds = go_duration(duration).unwrap_or_else(|| panic!("`{duration}` is not in Go duration syntax"));
+    let seconds = go_duration(duration).unwrap_or_else(|| panic!("`{duration}` is not as Go prints a duration"));
+    assert_eq!(decoded.cache_seconds(), seconds);
+    assert_eq!(decoded.cache_duration_ns % 1_000_000_000, 0);
     (response, seconds)
 }
 
@@ -230,14 +405,14 @@ fn an_icr_image_gets_the_node_api_key_for_its_registry_with_the_default_cache_du
         "{out:?}"
     );
     assert_eq!((out.status, out.stderr.as_str()), (0, ""), "{out:?}");
-    check_schema(&out, V1, false);
+    check_schema(&out, V1, None);
 }
 
 #[test]
 fn the_api_key_cache_duration_comes_from_kubelet_cache_duration() {
     let node = api_key_node(json!({ "kubeletCacheDuration": "45m" }));
     let out = node.kubelet(&request(V1, "de.icr.io/team/app@sha256:0123456789abcdef", None, &[]));
-    let (response, seconds) = check_schema(&out, V1, false);
+    let (response, seconds) = check_schema(&out, V1, None);
     assert_eq!((response["cacheDuration"].as_str(), seconds), (Some("45m0s"), 2700));
     assert_eq!(response["auth"]["de.icr.io"]["username"], "iamapikey");
 }
@@ -246,7 +421,7 @@ fn the_api_key_cache_duration_comes_from_kubelet_cache_duration() {
 fn a_v1beta1_request_is_answered_in_v1beta1() {
     let node = api_key_node(json!({}));
     let out = node.kubelet(&request(V1BETA1, "private.jp.icr.io/team/app:2", None, &[]));
-    let (response, _) = check_schema(&out, V1BETA1, false);
+    let (response, _) = check_schema(&out, V1BETA1, None);
     assert_eq!(response["auth"]["private.jp.icr.io"]["password"], API_KEY);
 }
 
@@ -272,7 +447,7 @@ fn images_outside_icr_get_a_valid_response_without_auth() {
             "{image}: {out:?}"
         );
         assert_eq!((out.status, out.stderr.as_str()), (0, ""), "{image}: {out:?}");
-        check_schema(&out, V1, false);
+        check_schema(&out, V1, None);
     }
     assert_eq!(iam.request_count(), 0, "no IAM request for an image that is not ICR");
 }
@@ -284,7 +459,7 @@ fn a_bearer_token_is_cached_for_at_most_half_of_its_remaining_life() {
     let before = now();
     let out = node.kubelet(&request(V1, "uk.icr.io/team/app:1", None, &[]));
     let after = now();
-    let (response, seconds) = check_schema(&out, V1, false);
+    let (response, seconds) = check_schema(&out, V1, None);
     assert_eq!(response["auth"]["uk.icr.io"]["username"], "iambearer");
     let token = response["auth"]["uk.icr.io"]["password"].as_str().unwrap();
     let claims: Value = serde_json::from_str(&fake_iam::jwt_claims(token).expect("a JWT")).unwrap();
@@ -302,7 +477,12 @@ fn a_service_account_token_is_exchanged_for_the_configured_trusted_profile() {
     let before = now();
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
     let after = now();
-    let (response, seconds) = check_schema(&out, V1, true);
+    let (response, seconds) = check_schema(&out, V1, Some(&token));
+    assert_eq!(
+        response.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["apiVersion", "kind", "cacheKeyType", "cacheDuration", "auth"],
+        "the service-account path answers with the published fields and nothing else: {out:?}"
+    );
     assert_eq!(response["auth"]["us.icr.io"]["username"], "iambearer");
     let bearer = response["auth"]["us.icr.io"]["password"].as_str().unwrap();
     let claims: Value = serde_json::from_str(&fake_iam::jwt_claims(bearer).unwrap()).unwrap();
@@ -329,7 +509,7 @@ fn a_service_account_annotation_picks_the_trusted_profile() {
         Some(&token),
         &[("icr.ibm.com/trusted-profile-name", "ci-puller")],
     ));
-    let (response, _) = check_schema(&out, V1, true);
+    let (response, _) = check_schema(&out, V1, Some(&token));
     assert_eq!(response["auth"]["icr.io"]["username"], "iambearer");
     let sent = iam.last_request().unwrap();
     assert_eq!((sent.field("profile_name"), sent.field("profile_id")), (Some("ci-puller"), None));
@@ -356,7 +536,7 @@ fn without_a_trusted_profile_a_service_account_token_falls_back_to_the_node_cred
     let token = sa_token("team-a", "puller", "app-1", now() + 3600);
     let node = api_key_node(json!({}));
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
-    let (response, seconds) = check_schema(&out, V1, true);
+    let (response, seconds) = check_schema(&out, V1, Some(&token));
     assert_eq!(response["auth"]["us.icr.io"]["password"], API_KEY);
     assert_eq!(seconds, 3600);
 }
@@ -373,7 +553,7 @@ fn two_service_accounts_never_share_a_cached_token_while_one_account_reuses_its_
     let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let bearer = |token: &str| {
         let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(token), &[]));
-        let (response, _) = check_schema(&out, V1, true);
+        let (response, _) = check_schema(&out, V1, Some(token));
         response["auth"]["us.icr.io"]["password"].as_str().unwrap().to_owned()
     };
     let first = bearer(&a1);
@@ -392,7 +572,7 @@ fn an_expired_token_claiming_a_cached_account_is_not_given_its_cached_token() {
     let forged = sa_token("team-a", "puller", "app-9", now().saturating_sub(60));
     let iam = FakeIam::start(IamConfig::new().profile(PROFILE, a1.clone()));
     let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
-    check_schema(&node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&a1), &[])), V1, true);
+    check_schema(&node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&a1), &[])), V1, Some(&a1));
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&forged), &[]));
     assert_eq!(iam.request_count(), 2, "the expired token went to IAM instead of reading the cache");
     assert_eq!((out.status, out.stdout.as_str()), (1, ""), "{out:?}");
@@ -463,7 +643,7 @@ fn no_secret_reaches_stderr_even_at_debug_level() {
     node.log = Some("debug");
     for (image, sa) in [("us.icr.io/team/app:1", None), ("de.icr.io/team/app:1", Some(token.as_str()))] {
         let out = node.kubelet(&request(V1, image, sa, &[]));
-        let (response, _) = check_schema(&out, V1, sa.is_some());
+        let (response, _) = check_schema(&out, V1, sa);
         let password =
             response["auth"].as_object().unwrap().values().next().unwrap()["password"].as_str().unwrap().to_owned();
         assert!(out.stderr.contains("docker-credential-icr: debug: kubelet: "), "debug logging is on: {out:?}");
@@ -476,31 +656,73 @@ fn no_secret_reaches_stderr_even_at_debug_level() {
     }
 }
 
-#[test]
-fn the_packaged_config_matches_every_icr_domain_as_the_kubelet_matches_images() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/kubernetes/credential-provider-config.yaml");
+/// The `matchImages` patterns of a shipped `CredentialProviderConfig`.
+fn packaged_patterns(file: &str) -> (String, Vec<String>) {
+    let path = format!("{}/packaging/kubernetes/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).unwrap();
-    let patterns: Vec<&str> = text
+    let patterns: Vec<String> = text
         .lines()
         .skip_while(|l| l.trim() != "matchImages:")
         .skip(1)
-        .map_while(|l| l.trim().strip_prefix("- \"").and_then(|l| l.strip_suffix('"')))
+        .filter(|l| !l.trim().starts_with('#'))
+        .map_while(|l| l.trim().strip_prefix("- \"").and_then(|l| l.strip_suffix('"')).map(str::to_owned))
         .collect();
-    assert_eq!(patterns.len(), 5, "{patterns:?}");
-    // The kubelet's URLsMatch: the same number of labels, each matched by a glob that spans
-    // exactly one label; no port in either.
-    let matches = |pattern: &str, host: &str| {
-        let (p, h): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), host.split('.').collect());
-        p.len() == h.len() && p.iter().zip(&h).all(|(p, h)| *p == "*" || p == h)
+    (text, patterns)
+}
+
+/// The kubelet's `URLsMatch` for a pattern without a path: the same port (or none in both), the
+/// same number of labels, each matched by a glob that spans exactly one label.
+fn kubelet_matches(pattern: &str, image: &str) -> bool {
+    let registry = image.split('/').next().unwrap();
+    let split = |s: &str| match s.rsplit_once(':') {
+        Some((host, port)) => (host.to_owned(), port.to_owned()),
+        None => (s.to_owned(), String::new()),
     };
-    for region in docker_credential_icr::registry::REGIONS {
-        for host in region.domains() {
-            assert!(patterns.iter().any(|p| matches(p, host)), "{host} is matched by none of {patterns:?}");
+    let ((p_host, p_port), (i_host, i_port)) = (split(pattern), split(registry));
+    let (p, h): (Vec<&str>, Vec<&str>) = (p_host.split('.').collect(), i_host.split('.').collect());
+    p_port == i_port && p.len() == h.len() && p.iter().zip(&h).all(|(p, h)| *p == "*" || p == h)
+}
+
+#[test]
+fn the_packaged_configs_match_every_icr_domain_with_and_without_its_port_as_the_kubelet_does() {
+    for file in ["credential-provider-config.yaml", "credential-provider-config-node.yaml"] {
+        let (text, patterns) = packaged_patterns(file);
+        assert_eq!(patterns.len(), 10, "{file}: {patterns:?}");
+        for region in docker_credential_icr::registry::REGIONS {
+            for host in region.domains() {
+                for image in [format!("{host}/ns/app"), format!("{host}:443/ns/app")] {
+                    assert!(
+                        patterns.iter().any(|p| kubelet_matches(p, &image)),
+                        "{file}: {image} is matched by none of {patterns:?}"
+                    );
+                }
+                let other_port = format!("{host}:5000/ns/app");
+                assert!(!patterns.iter().any(|p| kubelet_matches(p, &other_port)), "{file}: {other_port}");
+            }
         }
+        assert!(text.lines().any(|l| l.trim() == "- name: docker-credential-icr"), "{file}");
+        assert!(text.lines().any(|l| l.trim() == "- kubelet"), "{file}");
     }
-    for line in
-        ["serviceAccountTokenAudience: iam", "requireServiceAccount: false", "cacheType: ServiceAccount", "- kubelet"]
-    {
+    let (text, _) = packaged_patterns("credential-provider-config.yaml");
+    for line in ["serviceAccountTokenAudience: iam", "requireServiceAccount: false", "cacheType: ServiceAccount"] {
         assert!(text.lines().any(|l| l.trim() == line), "{line}");
     }
+    let (node_text, _) = packaged_patterns("credential-provider-config-node.yaml");
+    assert!(
+        !node_text.lines().any(|l| l.trim() == "tokenAttributes:"),
+        "a kubelet before 1.34 refuses tokenAttributes.cacheType"
+    );
+}
+
+#[test]
+fn an_image_written_with_port_443_gets_its_credentials_under_that_port() {
+    let node = api_key_node(json!({}));
+    let out = node.kubelet(&request(V1, "us.icr.io:443/team/app", None, &[]));
+    let (response, _) = check_schema(&out, V1, None);
+    let auth = response["auth"].as_object().unwrap();
+    assert_eq!(auth.keys().collect::<Vec<_>>(), ["us.icr.io:443"], "{out:?}");
+    assert_eq!(auth["us.icr.io:443"]["password"], API_KEY);
+    // The kubelet applies an auth key to the image only when it matches as a pattern would.
+    assert!(kubelet_matches("us.icr.io:443", "us.icr.io:443/team/app"));
+    assert!(!kubelet_matches("us.icr.io", "us.icr.io:443/team/app"));
 }

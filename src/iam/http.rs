@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{Endpoint, Exchange, Grant, Profile, Token};
 use crate::error::{Error, Result};
+use crate::jwt;
 use crate::secret::Secret;
 
 pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
@@ -202,14 +203,21 @@ fn parse_token(endpoint: &Endpoint, body: &str, now: u64, grant: &Grant) -> Resu
         serde_json::from_str(body).map_err(|_| malformed("a body that is not a token response"))?;
     let access = response.access_token.filter(|t| !t.trim().is_empty()).ok_or_else(|| malformed("no access_token"))?;
     // The local clock decides expiry: `expires_in` counted from when the request was sent is
-    // immune to skew between this host and IAM. `expiration` is the fallback.
-    let expires_at = match (response.expires_in, response.expiration) {
-        (Some(seconds), _) => now.saturating_add(seconds),
-        (None, Some(at)) => at,
-        (None, None) => return Err(malformed("neither expires_in nor expiration")),
-    };
+    // immune to skew between this host and IAM. `expiration` and the token's own `exp` (IAM's
+    // clock) can only shorten that, never lengthen it, and nothing lives longer than IAM lets a
+    // token live: an answer that claims otherwise buys at most an hour.
+    if response.expires_in.is_none() && response.expiration.is_none() {
+        return Err(malformed("neither expires_in nor expiration"));
+    }
+    let expires_at =
+        [response.expires_in.map(|seconds| now.saturating_add(seconds)), response.expiration, jwt::expiry(&access)]
+            .into_iter()
+            .flatten()
+            .fold(now.saturating_add(super::MAX_TOKEN_LIFETIME), u64::min);
     if expires_at <= now {
-        return Err(malformed("a token that has already expired"));
+        return Err(Error::failed(format!(
+            "IAM at {endpoint} answered with a token that had already expired when it arrived: check this machine's clock"
+        )));
     }
     let refresh = response
         .refresh_token
@@ -363,9 +371,12 @@ mod tests {
     fn token_expiry_counts_from_the_local_clock() {
         let endpoint = Endpoint::parse("https://iam.example").unwrap();
         let grant = Grant::ApiKey { apikey: Secret::new("k"), refresh: false };
-        let body = r#"{"access_token":"a","refresh_token":"not_supported","token_type":"Bearer","expires_in":3600,"expiration":99}"#;
+        let body = r#"{"access_token":"a","refresh_token":"not_supported","token_type":"Bearer","expires_in":3600,"expiration":5000}"#;
         let token = parse_token(&endpoint, body, 1000, &grant).unwrap();
         assert_eq!((token.issued_at, token.expires_at, token.refresh), (1000, 4600, None));
+        // IAM's clock ahead of this one: `expiration` a little short, and it wins.
+        let body = r#"{"access_token":"a","expires_in":3600,"expiration":4500}"#;
+        assert_eq!(parse_token(&endpoint, body, 1000, &grant).unwrap().expires_at, 4500);
         for bad in [
             "",
             "{}",
@@ -373,8 +384,27 @@ mod tests {
             r#"{"access_token":""}"#,
             r#"{"access_token":"a"}"#,
             r#"{"access_token":"a","expiration":5}"#,
+            r#"{"access_token":"a","expires_in":3600,"expiration":999}"#,
+            r#"{"access_token":"a","expires_in":0}"#,
         ] {
             assert!(parse_token(&endpoint, bad, 1000, &grant).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn no_answer_makes_a_token_live_longer_than_an_hour() {
+        let endpoint = Endpoint::parse("https://iam.example").unwrap();
+        let grant = Grant::ApiKey { apikey: Secret::new("k"), refresh: false };
+        for body in [
+            r#"{"access_token":"a","expires_in":9223372036854775808}"#.to_owned(),
+            r#"{"access_token":"a","expires_in":18446744073709551615}"#.to_owned(),
+            r#"{"access_token":"a","expiration":18446744073709551615}"#.to_owned(),
+            format!(r#"{{"access_token":"{}","expires_in":86400}}"#, crate::jwt::make(r#"{"exp":99999999999}"#)),
+        ] {
+            assert_eq!(parse_token(&endpoint, &body, 1000, &grant).unwrap().expires_at, 4600, "{body}");
+        }
+        // The token's own `exp` shortens what IAM said.
+        let body = format!(r#"{{"access_token":"{}","expires_in":3600}}"#, crate::jwt::make(r#"{"exp":2000}"#));
+        assert_eq!(parse_token(&endpoint, &body, 1000, &grant).unwrap().expires_at, 2000);
     }
 }

@@ -14,6 +14,11 @@ pub use http::HttpExchange;
 use crate::error::Result;
 use crate::secret::Secret;
 
+/// The longest an IAM access token lives: IAM issues them for at most 60 minutes
+/// (`expires_in: 3600`). A lifetime IAM claims beyond this is taken to be this, so that no answer,
+/// however odd, makes a token look valid for longer than IAM ever lets one live.
+pub const MAX_TOKEN_LIFETIME: u64 = 3600;
+
 /// Which trusted profile a compute-resource token is exchanged for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Profile {

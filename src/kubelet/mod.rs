@@ -15,9 +15,11 @@
 //!   stored anywhere.
 //! - Otherwise the node's own credentials, exactly as `get` finds them (`resolve::credentials`).
 //!
-//! `cacheDuration` never outlives the secret: a bearer token gets at most half of what is left of
-//! its life, a refresh token (opaque, rotated by the CLI) a short fixed bound, an API key or a
-//! stored login the configured `kubeletCacheDuration`. A response without credentials says
+//! `cacheDuration` never outlives the secret and is never absurd: a bearer token gets half of
+//! what is left of its life, and never more than half of the longest life IAM gives a token
+//! ([`iam::MAX_TOKEN_LIFETIME`]), whatever its `exp` or IAM's `expires_in` claim; a refresh
+//! token (opaque, rotated by the CLI) a short fixed bound; an API key or a stored login the
+//! configured `kubeletCacheDuration` (at most a year). A response without credentials says
 //! `0s`, so that a fixed config takes effect on the next pull.
 
 pub mod duration;
@@ -30,7 +32,7 @@ use std::io::{Read, Write};
 use crate::config::KeySource;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::iam::{Grant, Profile};
+use crate::iam::{self, Grant, Profile};
 use crate::jwt;
 use crate::mode::Mode;
 use crate::registry::{self, Registry};
@@ -50,6 +52,9 @@ pub const DEFAULT_CACHE_SECONDS: u64 = 3600;
 /// The longest a refresh token is cached: its expiry is not readable and the `ibmcloud` CLI
 /// replaces it as it goes, so the kubelet asks again soon rather than hold an invalid one.
 pub const REFRESH_CACHE_SECONDS: u64 = 600;
+/// The longest `cacheDuration` of any response: what the config file may ask for an API key,
+/// far inside Go's `time.Duration` (about 292 years).
+pub const MAX_CACHE_SECONDS: u64 = duration::MAX_SECONDS;
 
 /// Runs the action: the response on `stdout` and exit status 0, or one error line on stderr (via
 /// the log) and exit status 1 with nothing on stdout.
@@ -86,11 +91,7 @@ pub fn respond(ctx: &Context, input: &str) -> Result<String> {
         api_version: request.version.as_str(),
         kind: wire::RESPONSE_KIND,
         cache_key_type: wire::CACHE_KEY_TYPE,
-        cache_duration: duration::format(answer.cache_seconds),
-        service_account_token_cache_type: request
-            .service_account_token
-            .as_ref()
-            .map(|_| wire::SERVICE_ACCOUNT_TOKEN_CACHE_TYPE),
+        cache_duration: Some(duration::format(answer.cache_seconds.min(MAX_CACHE_SECONDS))),
         auth,
     };
     Ok(response.to_line())
@@ -224,9 +225,10 @@ fn cache_seconds(ctx: &Context, username: &str, secret: &Secret) -> Result<u64> 
 }
 
 /// Half of what is left of a token's life: the kubelet then asks again while the token it holds
-/// still has as long to live as it was cached for.
+/// still has as long to live as it was cached for. What is left is never taken to be more than
+/// an IAM token's longest life, so a token that claims to live for ever is cached for 30 minutes.
 fn half_of_remaining(expires_at: u64, now: u64) -> u64 {
-    expires_at.saturating_sub(now) / 2
+    expires_at.saturating_sub(now).min(iam::MAX_TOKEN_LIFETIME) / 2
 }
 
 #[cfg(test)]
@@ -257,5 +259,11 @@ mod tests {
         assert_eq!(half_of_remaining(1000 + 3600, 1000), 1800);
         assert_eq!(half_of_remaining(1000 + 61, 1000), 30);
         assert_eq!(half_of_remaining(1000, 2000), 0);
+    }
+
+    #[test]
+    fn a_token_that_claims_to_live_for_ever_is_cached_for_half_an_hour() {
+        assert_eq!(half_of_remaining(u64::MAX, 1000), 1800);
+        assert_eq!(half_of_remaining(1000 + 7200, 1000), 1800);
     }
 }

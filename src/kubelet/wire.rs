@@ -119,33 +119,40 @@ pub fn printable(text: &str) -> String {
     s
 }
 
-/// The `cacheKeyType` this plugin answers with: credentials are per registry host.
+/// The `cacheKeyType` this plugin answers with (`RegistryPluginCacheKeyType`): credentials are
+/// per registry host.
 pub const CACHE_KEY_TYPE: &str = "Registry";
-/// The `serviceAccountTokenCacheType` for an answer to a request that carried a token: the
-/// credential is good for every pod of the service account (IAM trusts the service account, not
-/// the pod), so the kubelet may share it between them.
-pub const SERVICE_ACCOUNT_TOKEN_CACHE_TYPE: &str = "ServiceAccount";
 
-/// One `auth` entry: lowercase `username` and `password`, as in `AuthConfig`.
+/// One `auth` entry: `AuthConfig`, with exactly its two fields.
 #[derive(Serialize)]
 pub struct AuthConfig<'a> {
+    /// ``Username string `json:"username"` ``
     pub username: &'a str,
+    /// ``Password string `json:"password"` ``
     pub password: &'a str,
 }
 
-/// A `CredentialProviderResponse`, fields in the order the Go type declares them.
+/// A `CredentialProviderResponse` as `k8s.io/kubelet/pkg/apis/credentialprovider/v1/types.go`
+/// defines it in Kubernetes 1.36 (`v1beta1/types.go` is the same shape), with its fields in the
+/// order the Go type declares them and nothing else: the kubelet decodes the response strictly
+/// (`serializer.EnableStrict`), so a field that is not in that file makes it drop the whole
+/// answer. What the kubelet caches a service-account answer under is the node's business
+/// (`tokenAttributes.cacheType` in its `CredentialProviderConfig`), not the response's.
 #[derive(Serialize)]
 pub struct Response<'a> {
+    /// `metav1.TypeMeta` inline: ``APIVersion string `json:"apiVersion,omitempty"` ``.
     #[serde(rename = "apiVersion")]
     pub api_version: &'static str,
+    /// `metav1.TypeMeta` inline: ``Kind string `json:"kind,omitempty"` ``.
     pub kind: &'static str,
+    /// ``CacheKeyType PluginCacheKeyType `json:"cacheKeyType"` ``.
     #[serde(rename = "cacheKeyType")]
     pub cache_key_type: &'static str,
-    /// Go duration syntax (`"30m0s"`); `"0s"` tells the kubelet not to cache.
-    #[serde(rename = "cacheDuration")]
-    pub cache_duration: String,
-    #[serde(rename = "serviceAccountTokenCacheType", skip_serializing_if = "Option::is_none")]
-    pub service_account_token_cache_type: Option<&'static str>,
+    /// ``CacheDuration *metav1.Duration `json:"cacheDuration,omitempty"` ``, in Go duration syntax
+    /// (`"30m0s"`); `"0s"` tells the kubelet not to cache.
+    #[serde(rename = "cacheDuration", skip_serializing_if = "Option::is_none")]
+    pub cache_duration: Option<String>,
+    /// ``Auth map[string]AuthConfig `json:"auth,omitempty"` ``.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub auth: BTreeMap<&'a str, AuthConfig<'a>>,
 }
@@ -204,8 +211,7 @@ mod tests {
             api_version: ApiVersion::V1Beta1.as_str(),
             kind: RESPONSE_KIND,
             cache_key_type: CACHE_KEY_TYPE,
-            cache_duration: "1h0m0s".into(),
-            service_account_token_cache_type: None,
+            cache_duration: Some("1h0m0s".into()),
             auth,
         };
         assert_eq!(

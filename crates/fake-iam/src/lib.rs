@@ -71,6 +71,9 @@ pub enum Behavior {
     TruncatedBody,
     /// 200 with `Content-Type: application/json` and a body that is not JSON.
     MalformedBody,
+    /// 200 with `Content-Type: application/json` and exactly this body: an IAM (or something
+    /// posing as one) that answers with values no client should trust as they are.
+    Answer(String),
     /// Read the request, send nothing for this long, then close.
     Stall(Duration),
     /// Wait this long, then answer normally.
@@ -869,6 +872,7 @@ fn scripted(b: &Behavior) -> Response {
             r
         }
         Behavior::MalformedBody => Response::json(200, "<html><body>upstream said hello</body></html>".into()),
+        Behavior::Answer(body) => Response::json(200, body.clone()),
         // Handled by the caller.
         Behavior::Normal | Behavior::Stall(_) | Behavior::Delay(_) => {
             Response::error(500, "BXNIM0100E", "Internal server error")
