@@ -1,37 +1,43 @@
-//! The protocol's actions over the library: each takes the raw stdin text and returns the stdout
-//! text, so that tests reach them without a process. `main` maps the `Result` to an exit status.
+//! The protocol's actions: `get`, `store`, `erase`, `list` (SPEC section 2). Each reads its
+//! request from stdin and writes its answer to stdout through the [`Io`] the dispatcher hands it;
+//! an error goes back to the dispatcher, which prints it as the protocol wants.
 
 use std::collections::BTreeMap;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::invocation::Io;
 use crate::logins::Login;
 use crate::mode::Mode;
 use crate::protocol;
 use crate::registry::{self, Registry};
-use crate::resolve;
+use crate::resolve::{self, Outcome};
 
 /// `get`: the credentials for the server URL on stdin.
-pub fn get(ctx: &Context, input: &str) -> Result<String> {
-    let server_url = protocol::server_url(input)?;
-    let Some(registry) = parse(ctx, server_url) else { return Err(Error::NotFound) };
-    let answer = resolve::credentials(ctx, &registry)?;
-    if answer.username == "<token>" {
-        // An identity token is no username/password pair, and docker would misuse it as one.
-        return Err(Error::NotFound);
-    }
-    Ok(protocol::format_get(server_url, &answer.username, &answer.secret))
+pub fn get(ctx: &Context, io: &mut Io) -> Result<i32> {
+    let input = protocol::read_input(&mut io.stdin)?;
+    let server_url = protocol::server_url(&input)?;
+    let plan = match resolve::plan(ctx, server_url, &mut |event| resolve::log_event(ctx.log, event))? {
+        Outcome::Plan(plan) => plan,
+        Outcome::NotFound(why) => {
+            why.log(ctx.log);
+            return Err(Error::NotFound);
+        }
+    };
+    let answer = resolve::execute(ctx, plan)?;
+    io.print(&protocol::format_get(server_url, &answer.username, &answer.secret))?;
+    Ok(0)
 }
 
 /// `store`: keeps a `docker login` for an ICR host or a host the config file names.
-pub fn store(ctx: &Context, input: &str) -> Result<()> {
-    let request = protocol::parse_store(input)?;
+pub fn store(ctx: &Context, io: &mut Io) -> Result<i32> {
+    let input = protocol::read_input(&mut io.stdin)?;
+    let request = protocol::parse_store(&input)?;
     let registry = registry::parse_server_url(&request.server_url)
         .map_err(|e| Error::input(format!("cannot store a login: {e}")))?;
-    if !ctx.is_ours(&registry)? {
-        let config = ctx.config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "the config file".into());
+    if let Some(not_ours) = resolve::not_ours(ctx, &registry)? {
         return Err(Error::failed(format!(
-            "{registry} is not an IBM Cloud Container Registry host and is not named in {config}: docker-credential-icr stores logins for ICR only (add the host under \"registries\" there to use it for a mirror)"
+            "{not_ours}: docker-credential-icr stores logins for ICR only (add the host under \"registries\" there to use it for a mirror)"
         )));
     }
     if request.username == "<token>" {
@@ -39,28 +45,36 @@ pub fn store(ctx: &Context, input: &str) -> Result<()> {
             "{registry} returned an identity token; docker-credential-icr stores API keys and IAM tokens only"
         )));
     }
-    ctx.logins()?.store(&registry, Login { username: request.username, secret: request.secret })?;
+    ctx.logins_to_write()?.store(&registry, Login { username: request.username, secret: request.secret })?;
     ctx.log.info(format_args!("stored login for {registry}"));
-    Ok(())
+    Ok(0)
 }
 
 /// `erase`: forgets the stored login; not-found when there was none.
-pub fn erase(ctx: &Context, input: &str) -> Result<()> {
-    let server_url = protocol::server_url(input)?;
-    let Some(registry) = parse(ctx, server_url) else { return Err(Error::NotFound) };
-    if !ctx.is_ours(&registry)? {
+pub fn erase(ctx: &Context, io: &mut Io) -> Result<i32> {
+    let input = protocol::read_input(&mut io.stdin)?;
+    let server_url = protocol::server_url(&input)?;
+    let registry = match registry::parse_server_url(server_url) {
+        Ok(registry) => registry,
+        Err(e) => {
+            resolve::NotFound::NotARegistry(e).log(ctx.log);
+            return Err(Error::NotFound);
+        }
+    };
+    if let Some(not_ours) = resolve::not_ours(ctx, &registry)? {
+        resolve::NotFound::NotOurs(not_ours).log(ctx.log);
         return Err(Error::NotFound);
     }
-    if !ctx.logins()?.erase(&registry)? {
+    if !ctx.logins_to_write()?.erase(&registry)? {
         return Err(Error::NotFound);
     }
     ctx.log.info(format_args!("erased login for {registry}"));
-    Ok(())
+    Ok(0)
 }
 
 /// `list`: the stored logins and the registries the config file names, with their usernames.
 /// Never every domain of the table: those are not logins, and docker would show them as such.
-pub fn list(ctx: &Context) -> Result<String> {
+pub fn list(ctx: &Context, io: &mut Io) -> Result<i32> {
     let mut entries: BTreeMap<String, String> = BTreeMap::new();
     if let Some(config) = ctx.config()? {
         for registry in config.hosts.keys() {
@@ -71,22 +85,13 @@ pub fn list(ctx: &Context) -> Result<String> {
             entries.insert(registry.to_string(), username_for(ctx, &registry)?);
         }
     }
-    if ctx.config_path().is_some() {
-        entries.extend(ctx.logins()?.list()?);
+    if let Some(logins) = ctx.logins() {
+        entries.extend(logins.list()?);
     }
-    Ok(protocol::format_list(&entries))
+    io.print(&protocol::format_list(&entries))?;
+    Ok(0)
 }
 
 fn username_for(ctx: &Context, registry: &Registry) -> Result<String> {
     Ok(ctx.mode(registry).unwrap_or(Mode::ApiKey).username().to_owned())
-}
-
-fn parse(ctx: &Context, server_url: &str) -> Option<Registry> {
-    match registry::parse_server_url(server_url) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            ctx.log.debug(format_args!("{e}"));
-            None
-        }
-    }
 }

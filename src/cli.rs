@@ -1,16 +1,19 @@
-//! The command line: which action, which exit status. `run` takes its streams as arguments so
-//! that tests can drive it without a process; `main` passes the real ones.
+//! The command line: one table of every action and subcommand, the conventions each speaks to
+//! its caller by, and the exit status. `run` takes its streams, its clock and its IAM exchange
+//! as arguments, so that tests drive it in-process; `main` passes the real ones.
 
 use std::io::{Read, Write};
 
-use crate::actions;
-use crate::clock::SystemClock;
+use crate::clock::Clock;
+use crate::commands;
 use crate::context::Context;
 use crate::env::Env;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::iam::{CachedExchange, Exchange, TokenCache};
+use crate::invocation::{shown, Io};
+use crate::kubelet;
 use crate::log::{Level, Log};
-use crate::protocol;
+use crate::{actions, paths};
 
 pub const VERSION_LINE: &str = concat!(
     "docker-credential-icr (github.com/docker-credential-icr/docker-credential-icr) ",
@@ -49,10 +52,48 @@ the config file's default, and the ibmcloud CLI session.
 See docker-credential-icr(1) and README.md.
 ";
 
+/// How an action talks to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Convention {
+    /// docker's credential-helper protocol: no arguments, the request on stdin, the answer on
+    /// stdout; an error is one line on stdout with exit status 1 (docker and podman read stdout
+    /// only).
+    Protocol,
+    /// The kubelet's exec-plugin convention: no arguments, the request on stdin, the response
+    /// on stdout; an error goes to stderr with exit status 1 and nothing on stdout (the kubelet
+    /// logs it and pulls without credentials).
+    Plugin,
+    /// A subcommand for people: its own arguments, a report on stdout; an error goes to stderr
+    /// with exit status 1, or 2 for a usage error.
+    Human,
+}
+
+/// One entry of the table.
+struct Action {
+    names: &'static [&'static str],
+    convention: Convention,
+    run: fn(&Context, &mut Io) -> Result<i32>,
+}
+
+/// Every action and subcommand, protocol and human alike.
+const ACTIONS: &[Action] = &[
+    Action { names: &["get"], convention: Convention::Protocol, run: actions::get },
+    Action { names: &["store"], convention: Convention::Protocol, run: actions::store },
+    Action { names: &["erase"], convention: Convention::Protocol, run: actions::erase },
+    Action { names: &["list"], convention: Convention::Protocol, run: actions::list },
+    Action { names: &["version", "--version", "-v"], convention: Convention::Protocol, run: version },
+    Action { names: &["help", "--help", "-h"], convention: Convention::Protocol, run: help },
+    Action { names: &["kubelet"], convention: Convention::Plugin, run: kubelet::run },
+    Action { names: &["configure"], convention: Convention::Human, run: commands::configure::run },
+    Action { names: &["explain"], convention: Convention::Human, run: commands::explain::run },
+    Action { names: &["exec"], convention: Convention::Human, run: commands::exec::run },
+];
+
 /// Runs one invocation; returns the exit status.
 pub fn run(
     args: &[String],
     env: &Env,
+    clock: &dyn Clock,
     exchange: &dyn Exchange,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
@@ -72,88 +113,68 @@ pub fn run(
         },
     };
     let log = Log::new(level, stderr);
-    let clock = SystemClock;
-    let cached =
-        CachedExchange { inner: exchange, cache: token_cache(env), clock: &clock, log: &log, lock_timeout: LOCK_WAIT };
-    let ctx = Context::new(env, &log, &clock, &cached);
+    let cached = CachedExchange {
+        inner: exchange,
+        cache: paths::token_cache_dir(env).map(TokenCache::new),
+        clock,
+        log: &log,
+        lock_timeout: paths::TOKEN_LOCK_WAIT,
+    };
+    let ctx = Context::new(env, &log, clock, &cached);
 
-    // The subcommands for humans take their own arguments; the protocol actions take none.
-    if let [name, rest @ ..] = args {
-        if let Some(status) = crate::commands::run(name, rest, &ctx, stdout) {
-            return status;
-        }
-    }
-    let action = match args {
-        [action] => action.as_str(),
-        [] => {
-            return fail(
-                stdout,
-                &log,
-                &Error::input("no action given: expected get, store, erase, list or version (see --help)"),
-            )
-        }
-        [action, ..] => {
-            return fail(
-                stdout,
-                &log,
-                &Error::input(format!(
-                    "`{}` takes no arguments after the action (see --help)",
-                    crate::commands::shown(action)
-                )),
-            )
-        }
+    let Some((name, rest)) = args.split_first() else {
+        return fail(Convention::Protocol, "", stdout, &log, &Error::input(format!("no action given: {EXPECTED}")));
     };
-    if action == "kubelet" {
-        // The kubelet's exec-plugin convention, not docker's: errors on stderr, nothing on stdout.
-        return crate::kubelet::serve(&ctx, stdin, stdout);
-    }
-    let result = match action {
-        "get" => protocol::read_input(stdin).and_then(|input| actions::get(&ctx, &input)),
-        "store" => protocol::read_input(stdin).and_then(|input| actions::store(&ctx, &input)).map(|()| String::new()),
-        "erase" => protocol::read_input(stdin).and_then(|input| actions::erase(&ctx, &input)).map(|()| String::new()),
-        "list" => actions::list(&ctx),
-        "version" | "--version" | "-v" => Ok(format!("{VERSION_LINE}\n")),
-        "help" | "--help" | "-h" => Ok(USAGE.to_owned()),
-        other => Err(Error::input(format!(
-            "unknown action `{}`: expected get, store, erase, list or version (see --help)",
-            crate::commands::shown(other)
-        ))),
+    let Some(action) = ACTIONS.iter().find(|a| a.names.contains(&name.as_str())) else {
+        let error = Error::input(format!("unknown action `{}`: {EXPECTED}", shown(name)));
+        return fail(Convention::Protocol, name, stdout, &log, &error);
     };
-    match result {
-        Ok(out) => match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
-            Ok(()) => 0,
-            Err(e) => {
-                log.error(format_args!("cannot write the answer to standard output: {e}"));
+    if action.convention != Convention::Human && !rest.is_empty() {
+        let error = Error::input(format!("`{}` takes no arguments after the action (see --help)", shown(name)));
+        return fail(action.convention, name, stdout, &log, &error);
+    }
+    let mut io = Io { args: rest, stdin, stdout };
+    match (action.run)(&ctx, &mut io) {
+        Ok(status) => status,
+        Err(error) => fail(action.convention, name, io.stdout, &log, &error),
+    }
+}
+
+const EXPECTED: &str = "expected get, store, erase, list or version (see --help)";
+
+/// Reports a failure by the action's convention; returns the exit status.
+fn fail(convention: Convention, name: &str, stdout: &mut dyn Write, log: &Log, error: &Error) -> i32 {
+    match convention {
+        Convention::Protocol => {
+            if !matches!(error, Error::NotFound) {
+                log.debug(format_args!("failing with: {error}"));
+            }
+            if writeln!(stdout, "{error}").and_then(|()| stdout.flush()).is_err() {
+                log.error(format_args!("{error}"));
+            }
+            1
+        }
+        Convention::Plugin => {
+            log.error(format_args!("{name}: {error}"));
+            1
+        }
+        Convention::Human => match error {
+            Error::Input(message) => {
+                log.error(format_args!("{name}: {message} (see `docker-credential-icr {name} --help`)"));
+                2
+            }
+            error => {
+                log.error(format_args!("{error}"));
                 1
             }
         },
-        Err(e) => fail(stdout, &log, &e),
     }
 }
 
-/// How long a `get` waits for another process's IAM exchange of the same credential: a little
-/// longer than one exchange may take (15 s), so that `get` as a whole stays under 20 s.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(17);
-
-/// `DOCKER_CREDENTIAL_ICR_CACHE_DIR`, else `<cache dir>/docker-credential-icr`; none with
-/// `DOCKER_CREDENTIAL_ICR_NO_CACHE`.
-pub fn token_cache(env: &Env) -> Option<TokenCache> {
-    if env.is_set("DOCKER_CREDENTIAL_ICR_NO_CACHE") {
-        return None;
-    }
-    let dir = match env.get("DOCKER_CREDENTIAL_ICR_CACHE_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => env.cache_dir.as_ref()?.join(crate::context::APP_DIR),
-    };
-    Some(TokenCache::new(dir))
+fn version(_: &Context, io: &mut Io) -> Result<i32> {
+    io.print(&format!("{VERSION_LINE}\n")).map(|()| 0)
 }
 
-/// Errors go to stdout, one line, exit 1: docker and podman read stdout only.
-fn fail(stdout: &mut dyn Write, log: &Log, error: &Error) -> i32 {
-    if !matches!(error, Error::NotFound) {
-        log.debug(format_args!("failing with: {error}"));
-    }
-    let _ = writeln!(stdout, "{error}");
-    let _ = stdout.flush();
-    1
+fn help(_: &Context, io: &mut Io) -> Result<i32> {
+    io.print(USAGE).map(|()| 0)
 }

@@ -104,9 +104,7 @@ impl Config {
             None => None,
         };
         let kubelet_cache_duration = match raw.kubelet_cache_duration {
-            Some(text) => {
-                Some(crate::kubelet::duration::parse(&text).map_err(|e| located(&["kubeletCacheDuration"], e))?)
-            }
+            Some(text) => Some(crate::duration::parse(&text).map_err(|e| located(&["kubeletCacheDuration"], e))?),
             None => None,
         };
         let credential =

@@ -3,7 +3,7 @@
 //! for a host that needs no config never opens it).
 
 use std::cell::OnceCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -13,9 +13,8 @@ use crate::iam::{Endpoint, Exchange};
 use crate::log::Log;
 use crate::logins::Logins;
 use crate::mode::Mode;
+use crate::paths;
 use crate::registry::Registry;
-
-pub const APP_DIR: &str = "docker-credential-icr";
 
 pub struct Context<'a> {
     pub env: &'a Env,
@@ -30,12 +29,9 @@ impl<'a> Context<'a> {
         Context { env, log, clock, exchange, config: OnceCell::new() }
     }
 
-    /// `DOCKER_CREDENTIAL_ICR_CONFIG`, else `<config dir>/docker-credential-icr/config.json`.
+    /// Where the config file is (see [`paths::config_file`]).
     pub fn config_path(&self) -> Option<PathBuf> {
-        match self.env.get("DOCKER_CREDENTIAL_ICR_CONFIG") {
-            Some(path) => Some(PathBuf::from(path)),
-            None => self.env.config_dir.as_ref().map(|d| d.join(APP_DIR).join("config.json")),
-        }
+        paths::config_file(self.env)
     }
 
     /// The config file, read once; `None` when there is none.
@@ -50,22 +46,17 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The stored logins, in `credentials.json` beside the config file.
-    pub fn logins(&self) -> Result<Logins> {
-        let config = self.config_path().ok_or_else(|| {
-            Error::failed("no config directory: set HOME, XDG_CONFIG_HOME or DOCKER_CREDENTIAL_ICR_CONFIG")
-        })?;
-        let dir = config.parent().unwrap_or(Path::new("."));
-        Ok(Logins::new(dir.join("credentials.json")))
+    /// The stored logins; `None` without a config directory.
+    pub fn logins(&self) -> Option<Logins> {
+        paths::logins_file(self.env).map(Logins::new)
     }
 
-    /// Whether `registry` is one the helper answers for: an ICR host of the table, or a host the
-    /// config file names.
-    pub fn is_ours(&self, registry: &Registry) -> Result<bool> {
-        if registry.is_icr() {
-            return Ok(true);
-        }
-        Ok(self.config()?.is_some_and(|c| c.names(registry)))
+    /// The stored logins, for the actions that write them: without a config directory, an error
+    /// that says what to set.
+    pub fn logins_to_write(&self) -> Result<Logins> {
+        self.logins().ok_or_else(|| {
+            Error::failed("no config directory: set HOME, XDG_CONFIG_HOME or DOCKER_CREDENTIAL_ICR_CONFIG")
+        })
     }
 
     /// The mode for `registry`: `DOCKER_CREDENTIAL_ICR_MODE`, else the config file's entry for

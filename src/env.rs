@@ -16,9 +16,6 @@ pub struct Env {
     pub cache_dir: Option<PathBuf>,
     /// `dirs::home_dir()` at start-up.
     pub home_dir: Option<PathBuf>,
-    /// Where a compute resource's token is looked for; the paths of SPEC section 4 unless a
-    /// test sets others.
-    pub cr_token_paths: Option<Vec<String>>,
 }
 
 impl Env {
@@ -32,7 +29,6 @@ impl Env {
             config_dir: dirs::config_dir(),
             cache_dir: dirs::cache_dir(),
             home_dir: dirs::home_dir(),
-            cr_token_paths: None,
         }
     }
 
@@ -51,7 +47,6 @@ impl Env {
             config_dir: xdg("XDG_CONFIG_HOME", ".config"),
             cache_dir: xdg("XDG_CACHE_HOME", ".cache"),
             home_dir: home.clone(),
-            cr_token_paths: None,
             vars,
         }
     }
@@ -60,14 +55,6 @@ impl Env {
     /// file means "no key", not "an empty key").
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
-    }
-
-    /// The compute-resource token paths to try, in order.
-    pub fn cr_token_paths(&self) -> Vec<String> {
-        match &self.cr_token_paths {
-            Some(paths) => paths.clone(),
-            None => crate::source::DEFAULT_CR_TOKEN_PATHS.iter().map(|p| p.to_string()).collect(),
-        }
     }
 
     /// Whether a boolean switch such as `DOCKER_CREDENTIAL_ICR_NO_CACHE` is on.

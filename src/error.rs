@@ -1,11 +1,16 @@
 //! The one error type. Each variant is a decision the dispatcher makes about what the client
 //! sees: `NotFound` becomes the not-found line (docker then pulls anonymously), the two `Missing*`
-//! variants become docker's own error strings, and `Input`/`Failed` become one line that says
+//! variants become docker's own error strings (declared here, byte for byte), and `Input`/`Failed` become one line that says
 //! what went wrong and what to do. No variant ever carries a secret.
 
 use std::fmt;
 
-use crate::protocol;
+/// docker-credential-helpers' `ErrCredentialsNotFound`: clients treat it as "pull anonymously".
+pub const ERR_NOT_FOUND: &str = "credentials not found in native keychain";
+/// docker-credential-helpers' `ErrCredentialsMissingServerURL`.
+pub const ERR_MISSING_SERVER_URL: &str = "no credentials server URL";
+/// docker-credential-helpers' `ErrCredentialsMissingUsername`.
+pub const ERR_MISSING_USERNAME: &str = "no credentials username";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -36,9 +41,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotFound => f.write_str(protocol::ERR_NOT_FOUND),
-            Error::MissingServerUrl => f.write_str(protocol::ERR_MISSING_SERVER_URL),
-            Error::MissingUsername => f.write_str(protocol::ERR_MISSING_USERNAME),
+            Error::NotFound => f.write_str(ERR_NOT_FOUND),
+            Error::MissingServerUrl => f.write_str(ERR_MISSING_SERVER_URL),
+            Error::MissingUsername => f.write_str(ERR_MISSING_USERNAME),
             // One line, whatever the message was built from.
             Error::Input(m) | Error::Failed(m) => f.write_str(&m.replace(['\n', '\r'], " ")),
         }
@@ -46,3 +51,20 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_strings_are_dockers_own() {
+        assert_eq!(Error::NotFound.to_string(), "credentials not found in native keychain");
+        assert_eq!(Error::MissingServerUrl.to_string(), "no credentials server URL");
+        assert_eq!(Error::MissingUsername.to_string(), "no credentials username");
+    }
+
+    #[test]
+    fn a_message_is_one_line() {
+        assert_eq!(Error::failed("a\nb\rc").to_string(), "a b c");
+    }
+}

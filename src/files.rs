@@ -8,26 +8,30 @@
 //! update. Locking uses `std::fs::File::try_lock` (flock on Linux): it is released by the kernel
 //! when a holder dies, so a killed process never wedges the others.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long a writer waits for another to finish before giving up with a clear error.
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::sys;
 
-/// Creates `dir` and its missing parents with mode 0700. An existing directory of ours
-/// (`…/docker-credential-icr`) that others can enter is tightened to 0700; any other existing
-/// directory (one a user chose with `DOCKER_CREDENTIAL_ICR_CONFIG`, say) is the user's to set,
-/// and the files in it are 0600 anyway.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    if dir.file_name().is_some_and(|n| n == crate::context::APP_DIR) {
-        let mode = fs::metadata(dir)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-        }
+/// Whose directory a file is written into, which decides what may be done to the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// The helper's own (`…/docker-credential-icr`): created 0700, and tightened to 0700 when
+    /// others can enter it.
+    Own,
+    /// One a user chose (`DOCKER_CREDENTIAL_ICR_CONFIG=/etc/icr/config.json`, docker's
+    /// `~/.docker`): created 0700 when missing, otherwise the user's to set; the files in it are
+    /// written with their own mode anyway.
+    Chosen,
+}
+
+/// Creates `dir` and its missing parents with mode 0700; tightens an existing one of our own.
+pub fn create_private_dir(dir: &Path, whose: Dir) -> io::Result<()> {
+    sys::create_private_dirs(dir)?;
+    if whose == Dir::Own && sys::is_open_to_others(sys::mode(&fs::metadata(dir)?)) {
+        sys::set_mode(dir, sys::PRIVATE_DIR)?;
     }
     Ok(())
 }
@@ -47,11 +51,11 @@ pub fn lock_path(target: &Path) -> PathBuf {
 
 /// Takes the exclusive lock on `lock_file`, creating it 0600, waiting at most `timeout`.
 /// `Ok(None)` when the wait timed out.
-pub fn lock(lock_file: &Path, timeout: Duration) -> io::Result<Option<Lock>> {
+pub fn lock(lock_file: &Path, timeout: Duration, whose: Dir) -> io::Result<Option<Lock>> {
     if let Some(dir) = lock_file.parent() {
-        create_private_dir(dir)?;
+        create_private_dir(dir, whose)?;
     }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(lock_file)?;
+    let file = sys::open_private(lock_file)?;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -70,20 +74,20 @@ pub fn lock(lock_file: &Path, timeout: Duration) -> io::Result<Option<Lock>> {
 }
 
 /// Replaces `target` with `contents` atomically, mode 0600. The caller holds the lock.
-pub fn write_atomic(target: &Path, contents: &[u8]) -> io::Result<()> {
-    write_atomic_with_mode(target, contents, 0o600)
+pub fn write_atomic(target: &Path, contents: &[u8], whose: Dir) -> io::Result<()> {
+    write_atomic_with_mode(target, contents, sys::PRIVATE_FILE, whose)
 }
 
 /// Like [`write_atomic`], with the file's permission bits given: for files the helper edits
 /// but does not own (docker's `config.json` may be 0644), which keep the mode they had.
-pub fn write_atomic_with_mode(target: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_atomic_with_mode(target: &Path, contents: &[u8], mode: u32, whose: Dir) -> io::Result<()> {
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
+    create_private_dir(dir, whose)?;
     let prefix = format!(".{}.", target.file_name().unwrap_or_default().to_string_lossy());
     // `tempfile` creates the file with O_EXCL and mode 0600 and removes it if we fail before
     // the rename; writing that by hand is where atomic-write code usually goes wrong.
     let mut temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir)?;
-    temp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+    sys::set_file_mode(temp.as_file(), mode)?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     temp.persist(target).map_err(|e| e.error)?;
@@ -112,13 +116,14 @@ pub fn read_limited(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_creates_a_0600_file_in_a_0700_directory() {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("a/b/secret.json");
-        write_atomic(&target, b"one").unwrap();
-        write_atomic(&target, b"two").unwrap();
+        write_atomic(&target, b"one", Dir::Own).unwrap();
+        write_atomic(&target, b"two", Dir::Own).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
         assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(tmp.path().join("a/b")).unwrap().permissions().mode() & 0o777, 0o700);
@@ -131,10 +136,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let ours = tmp.path().join("docker-credential-icr");
         let theirs = tmp.path().join("etc-icr");
-        for dir in [&ours, &theirs] {
+        for (dir, whose) in [(&ours, Dir::Own), (&theirs, Dir::Chosen)] {
             fs::create_dir(dir).unwrap();
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-            write_atomic(&dir.join("credentials.json"), b"{}").unwrap();
+            write_atomic(&dir.join("credentials.json"), b"{}", whose).unwrap();
         }
         assert_eq!(fs::metadata(&ours).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&theirs).unwrap().permissions().mode() & 0o777, 0o755);
@@ -144,7 +149,7 @@ mod tests {
     fn atomic_write_with_mode_keeps_the_given_mode() {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("config.json");
-        write_atomic_with_mode(&target, b"{}", 0o644).unwrap();
+        write_atomic_with_mode(&target, b"{}", 0o644, Dir::Chosen).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"{}");
         assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o644);
     }
@@ -154,10 +159,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = lock_path(&tmp.path().join("c.json"));
         assert_eq!(path.file_name().unwrap(), "c.json.lock");
-        let held = lock(&path, LOCK_TIMEOUT).unwrap().expect("free lock is taken");
-        assert!(lock(&path, Duration::from_millis(30)).unwrap().is_none());
+        let held = lock(&path, Duration::from_secs(10), Dir::Own).unwrap().expect("free lock is taken");
+        assert!(lock(&path, Duration::from_millis(30), Dir::Own).unwrap().is_none());
         drop(held);
-        assert!(lock(&path, Duration::from_millis(30)).unwrap().is_some());
+        assert!(lock(&path, Duration::from_millis(30), Dir::Own).unwrap().is_some());
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, Dir};
+use crate::paths::{Place, LOGINS_LOCK_TIMEOUT};
 use crate::registry::Registry;
 use crate::secret::Secret;
 
@@ -34,11 +35,12 @@ struct File {
 #[derive(Debug)]
 pub struct Logins {
     path: PathBuf,
+    dir: Dir,
 }
 
 impl Logins {
-    pub fn new(path: PathBuf) -> Self {
-        Logins { path }
+    pub fn new(place: Place) -> Self {
+        Logins { path: place.path, dir: place.dir }
     }
 
     pub fn path(&self) -> &Path {
@@ -91,13 +93,13 @@ impl Logins {
     /// Read-modify-write under the lock; writes only when `change` says something changed.
     fn update(&self, change: impl FnOnce(&mut File) -> bool) -> Result<bool> {
         let lock_file = files::lock_path(&self.path);
-        let _lock = files::lock(&lock_file, files::LOCK_TIMEOUT)
+        let _lock = files::lock(&lock_file, LOGINS_LOCK_TIMEOUT, self.dir)
             .map_err(|e| self.failure("cannot lock", e))?
             .ok_or_else(|| {
                 Error::failed(format!(
                     "another docker-credential-icr held the lock {} for {} s: try again",
                     lock_file.display(),
-                    files::LOCK_TIMEOUT.as_secs()
+                    LOGINS_LOCK_TIMEOUT.as_secs()
                 ))
             })?;
         let mut file = self.read()?;
@@ -106,7 +108,7 @@ impl Logins {
         }
         let mut bytes = serde_json::to_vec_pretty(&file).expect("logins always serialize");
         bytes.push(b'\n');
-        files::write_atomic(&self.path, &bytes).map_err(|e| self.failure("cannot write", e))?;
+        files::write_atomic(&self.path, &bytes, self.dir).map_err(|e| self.failure("cannot write", e))?;
         Ok(true)
     }
 
@@ -146,7 +148,7 @@ mod tests {
     #[test]
     fn store_get_list_erase_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
-        let logins = Logins::new(tmp.path().join("d/credentials.json"));
+        let logins = Logins::new(Place { path: tmp.path().join("d/credentials.json"), dir: Dir::Own });
         let us = parse_server_url("us.icr.io").unwrap();
         let de = parse_server_url("de.icr.io").unwrap();
         assert_eq!(logins.get(&us).unwrap(), None);
@@ -167,7 +169,7 @@ mod tests {
         let path = tmp.path().join("credentials.json");
         let corrupt = r#"{"version":1,"logins":{"us.icr.io":{"username":"iamapikey","secret":"hunter2-secret"#;
         std::fs::write(&path, corrupt).unwrap();
-        let logins = Logins::new(path.clone());
+        let logins = Logins::new(Place { path: path.clone(), dir: Dir::Chosen });
         let us = parse_server_url("us.icr.io").unwrap();
         let err = logins.store(&us, login("k")).unwrap_err().to_string();
         assert!(err.contains("not valid") && !err.contains("hunter2"), "{err}");
@@ -181,7 +183,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("credentials.json");
         std::fs::write(&path, r#"{"version":2,"logins":{}}"#).unwrap();
-        let err = Logins::new(path).list().unwrap_err().to_string();
+        let err = Logins::new(Place { path, dir: Dir::Chosen }).list().unwrap_err().to_string();
         assert!(err.contains("version 2"), "{err}");
     }
 }

@@ -1,6 +1,8 @@
-//! The shell around the library: arguments, the environment snapshot, the real streams.
+//! The shell around the library: arguments, the environment snapshot, the system clock, the
+//! real IAM exchange and the real streams.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
-use docker_credential_icr::{cli, env::Env, iam};
+use docker_credential_icr::{cli, clock::SystemClock, env::Env, iam};
 
 fn main() {
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
@@ -9,6 +11,7 @@ fn main() {
     let status = cli::run(
         &args,
         &env,
+        &SystemClock,
         &exchange,
         &mut std::io::stdin().lock(),
         &mut std::io::stdout().lock(),

@@ -1,6 +1,6 @@
 //! The docker-credential protocol on the wire (SPEC section 2): what arrives on stdin and what
 //! leaves on stdout, byte for byte. The error strings docker and podman match on are declared
-//! here once. Nothing here knows about ICR or where credentials come from.
+//! with the error type (`error.rs`). Nothing here knows about ICR or where credentials come from.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -10,13 +10,6 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-/// docker-credential-helpers' `ErrCredentialsNotFound`: clients treat it as "pull anonymously".
-pub const ERR_NOT_FOUND: &str = "credentials not found in native keychain";
-/// docker-credential-helpers' `ErrCredentialsMissingServerURL`.
-pub const ERR_MISSING_SERVER_URL: &str = "no credentials server URL";
-/// docker-credential-helpers' `ErrCredentialsMissingUsername`.
-pub const ERR_MISSING_USERNAME: &str = "no credentials username";
 
 /// The most stdin we read: a server URL or a store request is a few hundred bytes.
 pub const MAX_INPUT: usize = 1 << 20;
@@ -127,6 +120,7 @@ mod tests {
 
     #[test]
     fn error_strings_are_dockers_own() {
+        use crate::error::{ERR_MISSING_SERVER_URL, ERR_MISSING_USERNAME, ERR_NOT_FOUND};
         assert_eq!(ERR_NOT_FOUND, "credentials not found in native keychain");
         assert_eq!(ERR_MISSING_SERVER_URL, "no credentials server URL");
         assert_eq!(ERR_MISSING_USERNAME, "no credentials username");

@@ -1,8 +1,11 @@
 //! `Secret`: a string that cannot be printed by accident.
 //!
 //! API keys, tokens and passwords travel in this wrapper from the moment they are read until the
-//! moment the protocol writes them to stdout. `Debug` and `Display` print `REDACTED`; the only
-//! way to the bytes is `expose`, which is easy to grep for.
+//! moment they leave: on stdout as the protocol's answer, in an IAM request, in a file of the
+//! helper's (0600), in the environment of an `exec` child. There is no `Display`, so a secret in
+//! a `format!` is a compile error rather than a wrong answer at run time; `Debug` prints
+//! `REDACTED`, so one inside a derived `Debug` stays hidden. The only way to the bytes is
+//! [`Secret::expose`], and the files allowed to call it are listed in `tests/architecture.rs`.
 
 use std::fmt;
 
@@ -19,7 +22,8 @@ impl Secret {
         Secret(value.into())
     }
 
-    /// The secret itself. Callers: the protocol writer, the IAM request body, the token cache.
+    /// The secret itself, for where it must leave as it is, or be read as a token (its `exp`,
+    /// whom it names). `tests/architecture.rs` lists the files that may call this.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -46,21 +50,14 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("REDACTED")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_display_never_show_the_value() {
+    fn debug_never_shows_the_value() {
         let s = Secret::new("very-secret-api-key-1234");
         assert_eq!(format!("{s:?}"), "REDACTED");
-        assert_eq!(format!("{s}"), "REDACTED");
         assert_eq!(format!("{:?}", Some(&s)), "Some(REDACTED)");
     }
 

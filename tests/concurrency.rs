@@ -13,14 +13,15 @@
 //! other operation on that registry was released; any other candidate is a lost or reordered
 //! update. Releasing the operations at staggered moments (seeded) makes that set small.
 
-mod procs;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::procs::{collect_exits, stored_logins, write_config, Proc, Rng};
+use common::Scenario;
 use fake_iam::{Config, FakeIam};
-use procs::{collect_exits, command, stored_logins, write_config, Proc, Rng};
 
 const N: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -29,16 +30,11 @@ const NOT_FOUND: &str = "credentials not found in native keychain\n";
 #[test]
 fn two_hundred_cold_gets_make_one_exchange_and_print_one_answer() {
     let iam = FakeIam::start(Config::new().apikey("concurrency-api-key").lifetime(3600));
-    let home = tempfile::tempdir().unwrap();
+    let mut home = Scenario::with_iam(&iam);
+    home.set("IBMCLOUD_API_KEY", "concurrency-api-key").set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let out = tempfile::tempdir().unwrap();
-    let url = iam.url();
-    let env = [
-        ("IBMCLOUD_API_KEY", "concurrency-api-key"),
-        ("DOCKER_CREDENTIAL_ICR_MODE", "iambearer"),
-        ("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", url.as_str()),
-    ];
     // All 200 start and block on stdin; then all are released as fast as one thread can write.
-    let mut procs: Vec<Proc> = (0..N).map(|i| Proc::spawn(command(home.path(), &env, "get"), out.path(), i)).collect();
+    let mut procs: Vec<Proc> = (0..N).map(|i| Proc::spawn(home.command(&["get"]), out.path(), i)).collect();
     let (tx, rx) = mpsc::channel();
     let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
     for p in &mut procs {
@@ -108,10 +104,10 @@ impl Op {
 
 /// Runs `ops` in parallel in `home`, released at staggered moments, and checks that the final
 /// file matches, per registry, the effect of an operation that may have been the last.
-fn storm(home: &std::path::Path, ops: &[Op], seed: u64) {
+fn storm(home: &Scenario, ops: &[Op], seed: u64) {
     let out = tempfile::tempdir().unwrap();
     let mut procs: Vec<Proc> =
-        ops.iter().enumerate().map(|(i, op)| Proc::spawn(command(home, &[], op.action()), out.path(), i)).collect();
+        ops.iter().enumerate().map(|(i, op)| Proc::spawn(home.command(&[op.action()]), out.path(), i)).collect();
     let (tx, rx) = mpsc::channel();
     let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
     for p in &mut procs {
@@ -180,12 +176,12 @@ fn mirrors(n: usize) -> Vec<String> {
 
 #[test]
 fn two_hundred_stores_then_stores_and_erases_on_distinct_registries_all_land() {
-    let home = tempfile::tempdir().unwrap();
-    write_config(home.path(), mirrors(N), &[]);
+    let home = Scenario::new();
+    write_config(&home, mirrors(N), &[]);
     let first: Vec<Op> =
         mirrors(N).into_iter().map(|registry| Op::Store { secret: format!("first-{registry}"), registry }).collect();
-    storm(home.path(), &first, 1);
-    assert_eq!(stored_logins(home.path()).len(), N, "every distinct store is present");
+    storm(&home, &first, 1);
+    assert_eq!(stored_logins(&home).len(), N, "every distinct store is present");
 
     let second: Vec<Op> = mirrors(N)
         .into_iter()
@@ -195,8 +191,8 @@ fn two_hundred_stores_then_stores_and_erases_on_distinct_registries_all_land() {
             _ => Op::Erase { registry },
         })
         .collect();
-    storm(home.path(), &second, 2);
-    let stored = stored_logins(home.path());
+    storm(&home, &second, 2);
+    let stored = stored_logins(&home);
     assert_eq!(stored.len(), N / 2);
     // With one operation per registry the check in `storm` is exact; spelled out once more:
     for (i, registry) in mirrors(N).iter().enumerate() {
@@ -207,7 +203,7 @@ fn two_hundred_stores_then_stores_and_erases_on_distinct_registries_all_land() {
 
 #[test]
 fn two_hundred_stores_and_erases_on_one_registry_end_with_a_last_one() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Scenario::new();
     let mut rng = Rng::new(3);
     let ops: Vec<Op> = (0..N)
         .map(|i| {
@@ -219,10 +215,10 @@ fn two_hundred_stores_and_erases_on_one_registry_end_with_a_last_one() {
             }
         })
         .collect();
-    storm(home.path(), &ops, 4);
+    storm(&home, &ops, 4);
 
     // A few registries shared by many operations each, interleaved.
-    let home = tempfile::tempdir().unwrap();
+    let home = Scenario::new();
     let hosts = ["us.icr.io", "de.icr.io", "jp.icr.io", "icr.io"];
     let ops: Vec<Op> = (0..N)
         .map(|i| {
@@ -234,5 +230,5 @@ fn two_hundred_stores_and_erases_on_one_registry_end_with_a_last_one() {
             }
         })
         .collect();
-    storm(home.path(), &ops, 5);
+    storm(&home, &ops, 5);
 }

@@ -3,92 +3,43 @@
 //! fresh HOME with a cleared environment and checks stdout, stderr, the exit status and the
 //! bytes of every file involved.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-icr");
+use common::{mode_of as mode, Scenario};
+
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/configure");
 const PATH_WARNING: &str = "docker-credential-icr: warning: docker-credential-icr is not on PATH, so docker and podman will not find it: install it into a directory on PATH, such as /usr/local/bin\n";
 
-struct Home {
-    dir: tempfile::TempDir,
+/// A fresh HOME with the helper on PATH, as `configure` expects to find it.
+fn home() -> Scenario {
+    let mut s = Scenario::new();
+    s.put_helper_on_path();
+    s
 }
 
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
+fn docker_config(s: &Scenario) -> PathBuf {
+    s.in_home(".docker/config.json")
 }
 
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "status {}\n--- stdout ---\n{}--- stderr ---\n{}", self.status, self.stdout, self.stderr)
-    }
+fn containers_auth(s: &Scenario) -> PathBuf {
+    s.in_home(".config/containers/auth.json")
 }
 
-impl Home {
-    /// A fresh HOME whose `bin` holds the helper, so that PATH finds it.
-    fn new() -> Home {
-        let home = Home { dir: tempfile::tempdir().unwrap() };
-        fs::create_dir(home.path("bin")).unwrap();
-        symlink(BIN, home.path("bin/docker-credential-icr")).unwrap();
-        home
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn docker(&self) -> PathBuf {
-        self.path(".docker/config.json")
-    }
-
-    fn containers(&self) -> PathBuf {
-        self.path(".config/containers/auth.json")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .env_clear()
-            .env("HOME", self.dir.path())
-            .env("PATH", format!("{}:/usr/bin:/bin", self.path("bin").display()))
-            .current_dir(self.dir.path());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        run(self.command(args))
-    }
-
-    /// Puts a golden file in place as docker's config, with `mode`.
-    fn install(&self, golden: &str, mode: u32) -> Vec<u8> {
-        let bytes = fs::read(Path::new(DATA).join(golden)).unwrap();
-        fs::create_dir_all(self.path(".docker")).unwrap();
-        fs::write(self.docker(), &bytes).unwrap();
-        fs::set_permissions(self.docker(), fs::Permissions::from_mode(mode)).unwrap();
-        bytes
-    }
-}
-
-fn run(mut command: Command) -> Run {
-    let output = command.output().expect("run the helper");
-    Run {
-        status: output.status.code().expect("exit status"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+/// Puts a golden file in place as docker's config, with `mode`.
+fn install(s: &Scenario, golden: &str, mode: u32) -> Vec<u8> {
+    let bytes = fs::read(Path::new(DATA).join(golden)).unwrap();
+    fs::create_dir_all(s.in_home(".docker")).unwrap();
+    fs::write(docker_config(s), &bytes).unwrap();
+    fs::set_permissions(docker_config(s), fs::Permissions::from_mode(mode)).unwrap();
+    bytes
 }
 
 fn golden(name: &str) -> String {
     fs::read_to_string(Path::new(DATA).join(name)).unwrap()
-}
-
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 /// A JSON file's meaning, key order included (serde_json is built with `preserve_order`).
@@ -132,34 +83,38 @@ const PUBLIC: [&str; 14] = [
 
 #[test]
 fn configure_in_a_fresh_home_creates_both_files_with_every_public_domain() {
-    let home = Home::new();
-    let run = home.run(&["configure"]);
-    assert_eq!(run.status, 0, "{run:?}");
-    assert_eq!(run.stdout, created(&home.docker(), &PUBLIC) + &created(&home.containers(), &PUBLIC), "{run:?}");
-    assert_eq!(run.stderr, "", "{run:?}");
+    let home = home();
+    let run = home.run(&["configure"], "");
+    run.status(0);
+    assert_eq!(
+        run.stdout(),
+        created(&docker_config(&home), &PUBLIC) + &created(&containers_auth(&home), &PUBLIC),
+        "{run}"
+    );
+    assert_eq!(run.stderr(), "", "{run}");
     let helpers: String = PUBLIC.iter().map(|h| format!("\t\t\"{h}\": \"icr\"")).collect::<Vec<_>>().join(",\n");
     let expected = format!("{{\n\t\"credHelpers\": {{\n{helpers}\n\t}}\n}}\n");
-    for path in [home.docker(), home.containers()] {
+    for path in [docker_config(&home), containers_auth(&home)] {
         assert_eq!(fs::read_to_string(&path).unwrap(), expected, "{}", path.display());
         assert_eq!(mode(&path), 0o600, "{}", path.display());
         assert!(!path.with_extension("json.bak").exists(), "no backup of a file that did not exist");
     }
 
-    let again = home.run(&["configure"]);
-    assert_eq!(again.status, 0, "{again:?}");
-    assert_eq!(again.stdout, unchanged(&home.docker()) + &unchanged(&home.containers()), "{again:?}");
-    assert!(!home.docker().with_extension("json.bak").exists(), "an unchanged file is not rewritten");
+    let again = home.run(&["configure"], "");
+    again.status(0);
+    assert_eq!(again.stdout(), unchanged(&docker_config(&home)) + &unchanged(&containers_auth(&home)), "{again}");
+    assert!(!docker_config(&home).with_extension("json.bak").exists(), "an unchanged file is not rewritten");
 }
 
 #[test]
 fn configure_all_adds_private_and_legacy_domains_too() {
-    let home = Home::new();
-    let run = home.run(&["configure", "--all", "--dry-run"]);
-    assert_eq!(run.status, 0, "{run:?}");
-    let docker = run.stdout.split(&format!("{}:", home.containers().display())).next().unwrap().to_owned();
-    assert_eq!(docker.lines().filter(|l| l.starts_with("  + ")).count(), 14 * 2 + 5, "{run:?}");
+    let home = home();
+    let run = home.run(&["configure", "--all", "--dry-run"], "");
+    run.status(0);
+    let docker = run.stdout().split(&format!("{}:", containers_auth(&home).display())).next().unwrap().to_owned();
+    assert_eq!(docker.lines().filter(|l| l.starts_with("  + ")).count(), 14 * 2 + 5, "{run}");
     for host in ["private.us.icr.io", "registry.ng.bluemix.net", "registry.bluemix.net", "private.ca2.icr.io"] {
-        assert!(docker.contains(&format!("  + credHelpers \"{host}\": \"icr\"\n")), "{host}: {run:?}");
+        assert!(docker.contains(&format!("  + credHelpers \"{host}\": \"icr\"\n")), "{host}: {run}");
     }
 }
 
@@ -168,49 +123,57 @@ fn configure_all_adds_private_and_legacy_domains_too() {
 fn round_trip(
     golden_name: &str,
     file_mode: u32,
-    expected_stdout: impl Fn(&Home) -> String,
+    expected_stdout: impl Fn(&Scenario) -> String,
     removed: &[&str],
     remove_notes: &[&str],
 ) {
-    let home = Home::new();
-    let original = home.install(golden_name, file_mode);
+    let home = home();
+    let original = install(&home, golden_name, file_mode);
     let args = ["configure", "--registries", "us.icr.io,de.icr.io"];
 
-    let run = home.run(&args);
-    assert_eq!(run.status, 0, "{run:?}");
-    assert_eq!(run.stdout, expected_stdout(&home), "{run:?}");
-    assert_eq!(run.stderr, "", "{run:?}");
+    let run = home.run(&args, "");
+    run.status(0);
+    assert_eq!(run.stdout(), expected_stdout(&home), "{run}");
+    assert_eq!(run.stderr(), "", "{run}");
     let configured_name = golden_name.replace(".json", ".configured.json");
-    assert_eq!(fs::read_to_string(home.docker()).unwrap(), golden(&configured_name));
-    assert_eq!(mode(&home.docker()), file_mode, "the file keeps its mode");
-    let backup = home.path(".docker/config.json.bak");
+    assert_eq!(fs::read_to_string(docker_config(&home)).unwrap(), golden(&configured_name));
+    assert_eq!(mode(&docker_config(&home)), file_mode, "the file keeps its mode");
+    let backup = home.in_home(".docker/config.json.bak");
     assert_eq!(fs::read(&backup).unwrap(), original, "the .bak holds the previous content");
     assert_eq!(mode(&backup), file_mode, "the .bak keeps the previous mode");
 
-    let again = home.run(&args);
-    assert_eq!(again.status, 0, "{again:?}");
+    let again = home.run(&args, "");
+    again.status(0);
     // The notes still hold, so they are repeated.
-    let notes: String = run.stdout.lines().filter(|l| l.starts_with("  note: ")).map(|l| format!("{l}\n")).collect();
-    assert_eq!(again.stdout, unchanged(&home.docker()) + &notes + &unchanged(&home.containers()), "{again:?}");
-    assert_eq!(fs::read_to_string(home.docker()).unwrap(), golden(&configured_name), "a second run changes nothing");
+    let notes: String = run.stdout().lines().filter(|l| l.starts_with("  note: ")).map(|l| format!("{l}\n")).collect();
+    assert_eq!(
+        again.stdout(),
+        unchanged(&docker_config(&home)) + &notes + &unchanged(&containers_auth(&home)),
+        "{again}"
+    );
+    assert_eq!(
+        fs::read_to_string(docker_config(&home)).unwrap(),
+        golden(&configured_name),
+        "a second run changes nothing"
+    );
 
-    let remove = home.run(&["configure", "--remove", "--registries", "us.icr.io,de.icr.io"]);
-    assert_eq!(remove.status, 0, "{remove:?}");
+    let remove = home.run(&["configure", "--remove", "--registries", "us.icr.io,de.icr.io"], "");
+    remove.status(0);
     let mut lines: String = removed.iter().map(|h| format!("  - credHelpers \"{h}\": \"icr\"\n")).collect();
     lines.extend(remove_notes.iter().map(|n| format!("  note: {n}\n")));
-    let docker = home.docker().display().to_string();
-    let containers = home.containers().display().to_string();
+    let docker = docker_config(&home).display().to_string();
+    let containers = containers_auth(&home).display().to_string();
     assert_eq!(
-        remove.stdout,
+        remove.stdout(),
         format!(
             "{docker}:\n{lines}  written; the previous version is in {docker}.bak\n{containers}:\n  - credHelpers \"us.icr.io\": \"icr\"\n  - credHelpers \"de.icr.io\": \"icr\"\n  written; the previous version is in {containers}.bak\n"
         ),
-        "{remove:?}"
+        "{remove}"
     );
-    let restored = fs::read_to_string(home.docker()).unwrap();
+    let restored = fs::read_to_string(docker_config(&home)).unwrap();
     assert_eq!(meaning(&restored), meaning(std::str::from_utf8(&original).unwrap()), "{restored}");
-    assert_eq!(mode(&home.docker()), file_mode);
-    assert_eq!(fs::read_to_string(home.containers()).unwrap(), "{}\n");
+    assert_eq!(mode(&docker_config(&home)), file_mode);
+    assert_eq!(fs::read_to_string(containers_auth(&home)).unwrap(), "{}\n");
 }
 
 #[test]
@@ -218,7 +181,10 @@ fn docker_config_with_creds_store_keeps_it_and_round_trips() {
     round_trip(
         "credsstore.json",
         0o644,
-        |h| added(&h.docker(), &["us.icr.io", "de.icr.io"]) + &created(&h.containers(), &["us.icr.io", "de.icr.io"]),
+        |h| {
+            added(&docker_config(h), &["us.icr.io", "de.icr.io"])
+                + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
+        },
         &["us.icr.io", "de.icr.io"],
         &[],
     );
@@ -231,10 +197,10 @@ fn auths_entry_for_an_icr_host_is_reported_with_a_hint_and_kept() {
         "auths.json",
         0o600,
         |h| {
-            let docker = h.docker().display().to_string();
+            let docker = docker_config(h).display().to_string();
             format!(
                 "{docker}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: \"auths\" holds a login for us.icr.io (left by a `docker login` without the helper): docker now asks docker-credential-icr instead, but that credential is still in the file in plain text; delete the \"us.icr.io\" entry under \"auths\" in {docker} to get rid of it\n  written; the previous version is in {docker}.bak\n"
-            ) + &created(&h.containers(), &["us.icr.io", "de.icr.io"])
+            ) + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
         },
         &["us.icr.io", "de.icr.io"],
         &[],
@@ -247,10 +213,10 @@ fn unknown_keys_order_and_another_helper_are_preserved() {
         "unknown-keys.json",
         0o640,
         |h| {
-            let docker = h.docker().display().to_string();
+            let docker = docker_config(h).display().to_string();
             format!(
                 "{docker}:\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: credHelpers sends us.icr.io to \"other-helper\", not to icr: left as it is (remove that entry to use docker-credential-icr for it)\n  written; the previous version is in {docker}.bak\n"
-            ) + &created(&h.containers(), &["us.icr.io", "de.icr.io"])
+            ) + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
         },
         &["de.icr.io"],
         &["credHelpers sends us.icr.io to \"other-helper\", not to icr: left as it is"],
@@ -262,7 +228,10 @@ fn empty_docker_config_is_read_as_an_empty_object() {
     round_trip(
         "empty.json",
         0o644,
-        |h| added(&h.docker(), &["us.icr.io", "de.icr.io"]) + &created(&h.containers(), &["us.icr.io", "de.icr.io"]),
+        |h| {
+            added(&docker_config(h), &["us.icr.io", "de.icr.io"])
+                + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
+        },
         &["us.icr.io", "de.icr.io"],
         &[],
     );
@@ -270,141 +239,141 @@ fn empty_docker_config_is_read_as_an_empty_object() {
 
 #[test]
 fn remove_with_missing_files_creates_nothing() {
-    let home = Home::new();
-    let run = home.run(&["configure", "--remove"]);
-    assert_eq!(run.status, 0, "{run:?}");
-    assert_eq!(run.stdout, unchanged(&home.docker()) + &unchanged(&home.containers()), "{run:?}");
-    assert!(!home.docker().exists() && !home.containers().exists());
+    let home = home();
+    let run = home.run(&["configure", "--remove"], "");
+    run.status(0);
+    assert_eq!(run.stdout(), unchanged(&docker_config(&home)) + &unchanged(&containers_auth(&home)), "{run}");
+    assert!(!docker_config(&home).exists() && !containers_auth(&home).exists());
 }
 
 /// `configure` exits 1 with one line, "<docker config> <why>; nothing was written", and leaves
 /// the docker config byte for byte as `original`.
 #[track_caller]
-fn assert_configure_refuses(home: &Home, original: &[u8], why: &str) {
-    let run = home.run(&["configure"]);
-    assert_eq!(run.status, 1, "{run:?}");
-    assert_eq!(run.stdout, "", "{run:?}");
-    let expected = format!("docker-credential-icr: error: {} {why}; nothing was written\n", home.docker().display());
-    assert_eq!(run.stderr, expected, "{run:?}");
-    assert_eq!(fs::read(home.docker()).unwrap(), original);
+fn assert_configure_refuses(home: &Scenario, original: &[u8], why: &str) {
+    let run = home.run(&["configure"], "");
+    run.status(1);
+    assert_eq!(run.stdout(), "", "{run}");
+    let expected =
+        format!("docker-credential-icr: error: {} {why}; nothing was written\n", docker_config(home).display());
+    assert_eq!(run.stderr(), expected, "{run}");
+    assert_eq!(fs::read(docker_config(home)).unwrap(), original);
 }
 
 #[test]
 fn malformed_config_is_never_overwritten_and_nothing_else_is_written() {
-    let home = Home::new();
-    let original = home.install("malformed.json", 0o600);
+    let home = home();
+    let original = install(&home, "malformed.json", 0o600);
     assert_configure_refuses(
         &home,
         &original,
         "is not valid JSON (EOF while parsing a value at line 5 column 0): fix it or move it aside",
     );
-    assert!(!home.path(".docker/config.json.bak").exists());
-    assert!(!home.containers().exists(), "no file is written when one of them is malformed");
+    assert!(!home.in_home(".docker/config.json.bak").exists());
+    assert!(!containers_auth(&home).exists(), "no file is written when one of them is malformed");
 }
 
 #[test]
 fn read_only_config_is_left_alone_with_a_clear_error() {
-    let home = Home::new();
-    let original = home.install("credsstore.json", 0o444);
+    let home = home();
+    let original = install(&home, "credsstore.json", 0o444);
     assert_configure_refuses(
         &home,
         &original,
         "is read-only: make it writable to configure it (or see the change with --dry-run)",
     );
-    assert_eq!(mode(&home.docker()), 0o444);
-    assert!(!home.containers().exists());
+    assert_eq!(mode(&docker_config(&home)), 0o444);
+    assert!(!containers_auth(&home).exists());
 }
 
 #[test]
 fn dry_run_prints_the_change_and_writes_nothing() {
-    let home = Home::new();
-    let original = home.install("credsstore.json", 0o644);
-    let run = home.run(&["configure", "--dry-run", "--registries=us.icr.io"]);
-    assert_eq!(run.status, 0, "{run:?}");
+    let home = home();
+    let original = install(&home, "credsstore.json", 0o644);
+    let run = home.run(&["configure", "--dry-run", "--registries=us.icr.io"], "");
+    run.status(0);
     assert_eq!(
-        run.stdout,
+        run.stdout(),
         format!(
             "{}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n{}: new file\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n",
-            home.docker().display(),
-            home.containers().display()
+            docker_config(&home).display(),
+            containers_auth(&home).display()
         ),
-        "{run:?}"
+        "{run}"
     );
-    assert_eq!(fs::read(home.docker()).unwrap(), original);
-    assert!(!home.path(".docker/config.json.bak").exists() && !home.containers().exists());
+    assert_eq!(fs::read(docker_config(&home)).unwrap(), original);
+    assert!(!home.in_home(".docker/config.json.bak").exists() && !containers_auth(&home).exists());
 }
 
 #[test]
 fn docker_config_and_registry_auth_file_variables_choose_the_files() {
-    let home = Home::new();
-    let mut command = home.command(&["configure", "--registries", "jp.icr.io"]);
-    command.env("DOCKER_CONFIG", home.path("dc")).env("REGISTRY_AUTH_FILE", home.path("auth/file.json"));
-    let run = run(command);
-    assert_eq!(run.status, 0, "{run:?}");
-    let (docker, containers) = (home.path("dc/config.json"), home.path("auth/file.json"));
-    assert_eq!(run.stdout, created(&docker, &["jp.icr.io"]) + &created(&containers, &["jp.icr.io"]), "{run:?}");
-    assert!(!home.docker().exists() && !home.containers().exists());
+    let home = home();
+    let run = home
+        .cmd(&["configure", "--registries", "jp.icr.io"])
+        .env("DOCKER_CONFIG", home.in_home("dc"))
+        .env("REGISTRY_AUTH_FILE", home.in_home("auth/file.json"))
+        .run();
+    run.status(0);
+    let (docker, containers) = (home.in_home("dc/config.json"), home.in_home("auth/file.json"));
+    assert_eq!(run.stdout(), created(&docker, &["jp.icr.io"]) + &created(&containers, &["jp.icr.io"]), "{run}");
+    assert!(!docker_config(&home).exists() && !containers_auth(&home).exists());
 }
 
 #[test]
 fn one_file_named_twice_is_edited_once() {
-    let home = Home::new();
-    let mut command = home.command(&["configure", "--registries", "jp.icr.io"]);
-    command.env("REGISTRY_AUTH_FILE", home.docker());
-    let run = run(command);
-    assert_eq!(run.status, 0, "{run:?}");
-    assert_eq!(run.stdout, created(&home.docker(), &["jp.icr.io"]), "{run:?}");
+    let home = home();
+    let run =
+        home.cmd(&["configure", "--registries", "jp.icr.io"]).env("REGISTRY_AUTH_FILE", docker_config(&home)).run();
+    run.status(0);
+    assert_eq!(run.stdout(), created(&docker_config(&home), &["jp.icr.io"]), "{run}");
 }
 
 #[test]
 fn a_symlinked_config_stays_a_symlink() {
-    let home = Home::new();
-    fs::create_dir_all(home.path("dotfiles")).unwrap();
-    fs::write(home.path("dotfiles/docker.json"), "{}").unwrap();
-    fs::create_dir_all(home.path(".docker")).unwrap();
-    symlink(home.path("dotfiles/docker.json"), home.docker()).unwrap();
-    let run = home.run(&["configure", "--registries", "us.icr.io", "--containers-auth", "/dev/null/never"]);
+    let home = home();
+    fs::create_dir_all(home.in_home("dotfiles")).unwrap();
+    fs::write(home.in_home("dotfiles/docker.json"), "{}").unwrap();
+    fs::create_dir_all(home.in_home(".docker")).unwrap();
+    symlink(home.in_home("dotfiles/docker.json"), docker_config(&home)).unwrap();
+    let run = home.run(&["configure", "--registries", "us.icr.io", "--containers-auth", "/dev/null/never"], "");
     // /dev/null/never cannot be read: nothing is written, not even the docker file.
-    assert_eq!(run.status, 1, "{run:?}");
-    assert_eq!(fs::read_to_string(home.path("dotfiles/docker.json")).unwrap(), "{}");
-    let run = home.run(&["configure", "--registries", "us.icr.io"]);
-    assert_eq!(run.status, 0, "{run:?}");
-    assert!(fs::symlink_metadata(home.docker()).unwrap().file_type().is_symlink());
+    run.status(1);
+    assert_eq!(fs::read_to_string(home.in_home("dotfiles/docker.json")).unwrap(), "{}");
+    let run = home.run(&["configure", "--registries", "us.icr.io"], "");
+    run.status(0);
+    assert!(fs::symlink_metadata(docker_config(&home)).unwrap().file_type().is_symlink());
     assert_eq!(
-        fs::read_to_string(home.path("dotfiles/docker.json")).unwrap(),
+        fs::read_to_string(home.in_home("dotfiles/docker.json")).unwrap(),
         "{\n\t\"credHelpers\": {\n\t\t\"us.icr.io\": \"icr\"\n\t}\n}"
     );
 }
 
 #[test]
 fn configure_warns_when_the_binary_is_not_on_path() {
-    let home = Home::new();
-    let mut command = home.command(&["configure", "--dry-run"]);
-    command.env("PATH", "/usr/bin:/bin");
-    let run = run(command);
-    assert_eq!(run.status, 0, "{run:?}");
-    assert_eq!(run.stderr, PATH_WARNING, "{run:?}");
+    let home = home();
+    let run = home.cmd(&["configure", "--dry-run"]).env("PATH", "/usr/bin:/bin").run();
+    run.status(0);
+    assert_eq!(run.stderr(), PATH_WARNING, "{run}");
 }
 
 #[test]
 fn a_host_the_helper_does_not_serve_is_configured_with_a_warning() {
-    let home = Home::new();
-    let run = home.run(&["configure", "--registries", "mirror.example:5000", "--dry-run"]);
-    assert_eq!(run.status, 0, "{run:?}");
+    let home = home();
+    let run = home.run(&["configure", "--registries", "mirror.example:5000", "--dry-run"], "");
+    run.status(0);
     assert_eq!(
-        run.stderr,
+        run.stderr(),
         format!(
-            "docker-credential-icr: warning: mirror.example:5000 is not an ICR host and is not named in {}: `get` answers not-found for it until it is added under \"registries\" there\n",
-            home.path(".config/docker-credential-icr/config.json").display()
+            "docker-credential-icr: warning: mirror.example:5000 is not an IBM Cloud Container Registry host and is not named in {}: `get` answers not-found for it until it is added under \"registries\" there\n",
+            home.in_home(".config/docker-credential-icr/config.json").display()
         ),
-        "{run:?}"
+        "{run}"
     );
-    assert!(run.stdout.contains("  + credHelpers \"mirror.example:5000\": \"icr\"\n"), "{run:?}");
+    assert!(run.stdout().contains("  + credHelpers \"mirror.example:5000\": \"icr\"\n"), "{run}");
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let home = Home::new();
+    let home = home();
     for (args, message) in [
         (vec!["configure", "--frobnicate"], "configure: unknown argument `--frobnicate`"),
         (vec!["configure", "--registries"], "configure: --registries needs a value"),
@@ -417,22 +386,22 @@ fn usage_errors_exit_2() {
             "configure: --registries: `https://us.icr.io@evil.example`: the server URL is not a valid registry address",
         ),
     ] {
-        let run = home.run(&args);
-        assert_eq!(run.status, 2, "{args:?}: {run:?}");
-        assert_eq!(run.stdout, "", "{run:?}");
+        let run = home.run(&args, "");
+        run.status(2);
+        assert_eq!(run.stdout(), "", "{run}");
         assert_eq!(
-            run.stderr,
+            run.stderr(),
             format!("docker-credential-icr: error: {message} (see `docker-credential-icr configure --help`)\n"),
-            "{run:?}"
+            "{run}"
         );
     }
-    assert!(!home.docker().exists());
+    assert!(!docker_config(&home).exists());
 }
 
 #[test]
 fn protocol_actions_still_take_exactly_one_argument() {
-    let home = Home::new();
-    let run = home.run(&["get", "extra"]);
-    assert_eq!(run.status, 1);
-    assert_eq!(run.stdout, "`get` takes no arguments after the action (see --help)\n");
+    let home = home();
+    let run = home.run(&["get", "extra"], "");
+    run.status(1);
+    assert_eq!(run.stdout(), "`get` takes no arguments after the action (see --help)\n");
 }

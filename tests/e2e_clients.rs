@@ -12,6 +12,7 @@
 //!
 //! Each step prints `e2e: client=… mode=… host=… step=… ok` (shown with `--nocapture`).
 
+mod common;
 mod support;
 
 use std::fs;

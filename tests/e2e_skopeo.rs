@@ -6,6 +6,7 @@
 //!
 //! The `harness_*` tests check the harness itself with static `--creds`, no helper involved.
 
+mod common;
 mod support;
 
 use std::fs;

@@ -2,13 +2,10 @@
 //! values), its exit status comes back (128 + N for a signal), a SIGTERM sent to the helper
 //! reaches it, and with no credentials nothing runs.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-icr");
+use common::Scenario;
+
 const KEY: &str = "exec-test-api-key-0000000000000000wxyz";
 
 /// The child: says, for each variable, whether it holds what `get` answers; then exits `$1`.
@@ -21,143 +18,79 @@ done
 exit "$1"
 "#;
 
-fn command(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args).env_clear().env("HOME", home).env("PATH", "/usr/bin:/bin").stdin(Stdio::null());
-    command
-}
-
-fn text(output: &Output) -> (i32, String, String) {
-    (
-        output.status.code().unwrap(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+/// A scenario with an API key in the environment.
+fn with_key() -> Scenario {
+    let mut s = Scenario::new();
+    s.set("IBMCLOUD_API_KEY", KEY);
+    s
 }
 
 #[test]
 fn exec_passes_the_credentials_in_the_environment_and_the_exit_status_back() {
-    let home = tempfile::tempdir().unwrap();
-    let output = command(home.path(), &["exec", "us.icr.io", "--", "sh", "-c", REPORTER, "reporter", "7"])
-        .env("IBMCLOUD_API_KEY", KEY)
-        .env("EXPECTED", KEY)
-        .output()
-        .unwrap();
-    let (status, stdout, stderr) = text(&output);
-    assert_eq!(status, 7, "{stdout}{stderr}");
-    assert_eq!(stdout, "ICR_USERNAME ok\nICR_PASSWORD ok\nCF_DOCKER_PASSWORD ok\n");
-    assert_eq!(stderr, "");
-
-    let output = command(home.path(), &["exec", "us.icr.io", "--", "sh", "-c", "exit 0"])
-        .env("IBMCLOUD_API_KEY", KEY)
-        .output()
-        .unwrap();
-    assert_eq!(text(&output), (0, String::new(), String::new()));
+    let s = with_key();
+    s.cmd(&["exec", "us.icr.io", "--", "sh", "-c", REPORTER, "reporter", "7"]).env("EXPECTED", KEY).run().expect(
+        7,
+        "ICR_USERNAME ok\nICR_PASSWORD ok\nCF_DOCKER_PASSWORD ok\n",
+        "",
+    );
+    s.run(&["exec", "us.icr.io", "--", "sh", "-c", "exit 0"], "").ok("");
 }
 
 #[test]
 fn exec_without_credentials_does_not_run_the_command() {
-    let home = tempfile::tempdir().unwrap();
-    let marker = home.path().join("ran");
+    let s = Scenario::new();
+    let marker = s.root().join("ran");
     let script = format!("touch {}", marker.display());
-    let output = command(home.path(), &["exec", "us.icr.io", "--", "sh", "-c", &script]).output().unwrap();
-    assert_eq!(
-        text(&output),
-        (
-            1,
-            String::new(),
-            "docker-credential-icr: error: no credentials for us.icr.io: get would answer not-found; `docker-credential-icr explain us.icr.io` shows why; sh was not run\n".to_owned()
-        )
+    s.run(&["exec", "us.icr.io", "--", "sh", "-c", &script], "").expect(
+        1,
+        "",
+        "docker-credential-icr: error: no credentials for us.icr.io: get would answer not-found; `docker-credential-icr explain us.icr.io` shows why; sh was not run\n",
     );
     assert!(!marker.exists(), "the command ran without credentials");
 
-    let output = command(home.path(), &["exec", "evil-icr.io", "--", "sh", "-c", &script])
-        .env("IBMCLOUD_API_KEY", KEY)
-        .output()
-        .unwrap();
-    assert_eq!(text(&output).0, 1);
+    let s = with_key();
+    s.run(&["exec", "evil-icr.io", "--", "sh", "-c", &script], "").status(1).never_shows(KEY);
     assert!(!marker.exists(), "the command ran for a host that is not ICR");
 }
 
 #[test]
 fn a_child_killed_by_a_signal_gives_128_plus_the_signal() {
-    let home = tempfile::tempdir().unwrap();
-    let output = command(home.path(), &["exec", "us.icr.io", "--", "sh", "-c", "kill -KILL $$"])
-        .env("IBMCLOUD_API_KEY", KEY)
-        .output()
-        .unwrap();
-    assert_eq!(text(&output).0, 128 + 9);
+    with_key().run(&["exec", "us.icr.io", "--", "sh", "-c", "kill -KILL $$"], "").status(128 + 9);
 }
 
 #[test]
 fn a_command_that_is_not_there_gives_127() {
-    let home = tempfile::tempdir().unwrap();
-    let output = command(home.path(), &["exec", "us.icr.io", "--", "/nonexistent/tool"])
-        .env("IBMCLOUD_API_KEY", KEY)
-        .output()
-        .unwrap();
-    assert_eq!(
-        text(&output),
-        (
-            127,
-            String::new(),
-            "docker-credential-icr: error: cannot run /nonexistent/tool: No such file or directory (os error 2)\n"
-                .to_owned()
-        )
+    with_key().run(&["exec", "us.icr.io", "--", "/nonexistent/tool"], "").expect(
+        127,
+        "",
+        "docker-credential-icr: error: cannot run /nonexistent/tool: No such file or directory (os error 2)\n",
     );
 }
 
 #[test]
 fn sigterm_sent_to_the_helper_reaches_the_child() {
-    let home = tempfile::tempdir().unwrap();
+    let s = with_key();
     // The child says it is ready once its trap is set, then waits (at most a minute) for TERM.
     let script = r#"trap 'echo got TERM; exit 42' TERM; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exit 3"#;
-    let mut helper = command(home.path(), &["exec", "us.icr.io", "--", "sh", "-c", script])
-        .env("IBMCLOUD_API_KEY", KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(helper.stdout.take().unwrap());
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        ready_tx.send(line).unwrap();
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
-        rest
-    });
-    let ready = ready_rx.recv_timeout(Duration::from_secs(30)).expect("the child never said it was ready");
-    assert_eq!(ready, "ready\n");
-    // SAFETY: signalling our own child process.
-    assert_eq!(unsafe { libc::kill(helper.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = helper.wait().unwrap();
-    let rest = reader.join().unwrap();
-    let mut stderr = String::new();
-    helper.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert_eq!(rest, "got TERM\n", "{stderr}");
-    assert_eq!(status.code(), Some(42), "the helper passes the child's status through: {stderr}");
-    assert_eq!(stderr, "");
+    let mut helper = s.cmd(&["exec", "us.icr.io", "--", "sh", "-c", script]).start();
+    helper.wait_for_line("ready");
+    helper.signal(libc::SIGTERM);
+    // The helper passes the child's status through.
+    helper.finish().expect(42, "ready\ngot TERM\n", "");
 }
 
 #[test]
 fn exec_usage_errors_exit_2() {
-    let home = tempfile::tempdir().unwrap();
+    let s = Scenario::new();
     for (args, message) in [
         (vec!["exec"], "no server URL given"),
         (vec!["exec", "us.icr.io", "--"], "no command given after the server URL and `--`"),
         (vec!["exec", "--now", "us.icr.io", "--", "true"], "unknown argument `--now`"),
     ] {
-        let output = command(home.path(), &args).output().unwrap();
-        assert_eq!(
-            text(&output),
-            (
-                2,
-                String::new(),
-                format!("docker-credential-icr: error: exec: {message} (see `docker-credential-icr exec --help`)\n")
-            ),
-            "{args:?}"
+        s.run(&args, "").expect(
+            2,
+            "",
+            &format!("docker-credential-icr: error: exec: {message} (see `docker-credential-icr exec --help`)\n"),
         );
     }
 }

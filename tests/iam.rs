@@ -4,8 +4,7 @@
 //! it lives and what it holds); single flight across 64 processes; every fault IAM or the
 //! network can throw, each a single clear line; and no secret on stderr at any log level.
 
-mod iam_support;
-mod support;
+mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -13,10 +12,11 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::iam::*;
+use common::mode_of;
+use common::{get_answer, unix_now, Output, Scenario};
 use fake_iam::{Behavior, FakeIam, RequestRecord, BX_BASIC_AUTH, GRANT_APIKEY, GRANT_CR_TOKEN};
-use iam_support::*;
 use serde_json::json;
-use support::mode_of;
 
 const SERVER: &str = "us.icr.io";
 
@@ -51,9 +51,9 @@ fn assert_issued(token: &str, sub: &str, grant: &str, client: &str, lifetime: u6
 /// A quiet `get` of `server` that answered `iambearer` with a one-hour token of the default
 /// client, issued for `sub` by `grant`, after exactly one plain token request (returned).
 #[track_caller]
-fn assert_bearer_answer(run: &Run, server: &str, iam: &FakeIam, sub: &str, grant: &str) -> RequestRecord {
+fn assert_bearer_answer(run: &Output, server: &str, iam: &FakeIam, sub: &str, grant: &str) -> RequestRecord {
     let (username, token) = run.answer(server);
-    run.assert_quiet();
+    run.quiet();
     assert_eq!(username, "iambearer");
     assert_issued(&token, sub, grant, "default", 3600);
     let request = the_request(iam);
@@ -71,8 +71,8 @@ fn apikey_form(key: &str) -> std::collections::BTreeMap<String, String> {
 #[test]
 fn iambearer_mode_from_env_exchanges_the_api_key() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
-    case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    let mut case = Scenario::with_iam(&iam);
+    case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let run = case.get(SERVER);
     let request = assert_bearer_answer(&run, SERVER, &iam, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY);
     assert_eq!(request.form, apikey_form(API_KEY));
@@ -82,9 +82,9 @@ fn iambearer_mode_from_env_exchanges_the_api_key() {
 #[test]
 fn iambearer_mode_from_the_config_file_exchanges_the_api_key() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
-    case.env("IBMCLOUD_API_KEY", API_KEY);
-    case.write_config(&json!({ "mode": "iambearer" }));
+    let mut case = Scenario::with_iam(&iam);
+    case.set("IBMCLOUD_API_KEY", API_KEY);
+    case.write_config_json(&json!({ "mode": "iambearer" }));
     let run = case.get("https://de.icr.io/v2/");
     let request =
         assert_bearer_answer(&run, "https://de.icr.io/v2/", &iam, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY);
@@ -94,11 +94,11 @@ fn iambearer_mode_from_the_config_file_exchanges_the_api_key() {
 #[test]
 fn iamrefresh_mode_exchanges_the_api_key_as_client_bx_and_answers_the_refresh_token() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
-    case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iamrefresh");
+    let mut case = Scenario::with_iam(&iam);
+    case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iamrefresh");
     let run = case.get(SERVER);
     // The fake's first token: its refresh token is `fake-refresh.1.<base64url(1)>`.
-    run.assert_code(0).assert_stdout(&get_answer(SERVER, "iamrefresh", &fake_refresh_token(1))).assert_quiet();
+    run.status(0).stdout_is(&get_answer(SERVER, "iamrefresh", &fake_refresh_token(1))).quiet();
     assert_eq!(iam.tokens_issued(), 1);
     let request = the_request(&iam);
     assert_token_request(&request, Some(BX_BASIC_AUTH));
@@ -109,18 +109,18 @@ fn iamrefresh_mode_exchanges_the_api_key_as_client_bx_and_answers_the_refresh_to
 #[test]
 fn iamapikey_mode_makes_no_request() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
-    case.env("IBMCLOUD_API_KEY", API_KEY);
-    case.get(SERVER).assert_code(0).assert_stdout(&get_answer(SERVER, "iamapikey", API_KEY)).assert_quiet();
+    let mut case = Scenario::with_iam(&iam);
+    case.set("IBMCLOUD_API_KEY", API_KEY);
+    case.get(SERVER).status(0).stdout_is(&get_answer(SERVER, "iamapikey", API_KEY)).quiet();
     assert_eq!(iam.request_count(), 0);
-    assert_eq!(cache_files(&case.default_cache_dir()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(cache_files(&case.cache_dir()), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
 fn trusted_profile_id_from_env_with_the_cr_token_value() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
-    case.env("IBMCLOUD_CR_PROFILE", PROFILE_ID).env("IBMCLOUD_CR_TOKEN", CR_TOKEN);
+    let mut case = Scenario::with_iam(&iam);
+    case.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", CR_TOKEN);
     let run = case.get(SERVER);
     let request = assert_bearer_answer(&run, SERVER, &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
     assert_eq!(
@@ -132,9 +132,9 @@ fn trusted_profile_id_from_env_with_the_cr_token_value() {
 #[test]
 fn trusted_profile_name_from_env_with_the_cr_token_in_a_file() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
+    let mut case = Scenario::with_iam(&iam);
     let token_file = case.secret_file("sa-token", &format!("{CR_TOKEN}\n"));
-    case.env("IBMCLOUD_CR_PROFILE", PROFILE_NAME).env("IBMCLOUD_CR_TOKEN", format!("@{}", token_file.display()));
+    case.set("IBMCLOUD_CR_PROFILE", PROFILE_NAME).set("IBMCLOUD_CR_TOKEN", format!("@{}", token_file.display()));
     let run = case.get(SERVER);
     let request = assert_bearer_answer(&run, SERVER, &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
     assert_eq!(
@@ -150,11 +150,11 @@ fn trusted_profile_from_the_config_file_by_id_and_by_name() {
         (json!({ "profileName": PROFILE_NAME }), "profile_name", PROFILE_NAME),
     ] {
         let iam = fake_iam(|c| c);
-        let case = Case::new(&iam);
+        let case = Scenario::with_iam(&iam);
         let token_file = case.secret_file("cr-token", CR_TOKEN);
         let mut trusted = profile.clone();
         trusted["crTokenFile"] = json!(token_file);
-        case.write_config(&json!({ "registries": { "jp.icr.io": { "trustedProfile": trusted } } }));
+        case.write_config_json(&json!({ "registries": { "jp.icr.io": { "trustedProfile": trusted } } }));
         let run = case.get("jp.icr.io");
         let request = assert_bearer_answer(&run, "jp.icr.io", &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
         assert_eq!(request.form, form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), (field, value)]));
@@ -164,9 +164,9 @@ fn trusted_profile_from_the_config_file_by_id_and_by_name() {
 // ---------------------------------------------------------------------------------------------
 // Cache
 
-fn bearer_case(iam: &FakeIam) -> Case {
-    let mut case = Case::new(iam);
-    case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+fn bearer_case(iam: &FakeIam) -> Scenario {
+    let mut case = Scenario::with_iam(iam);
+    case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     case
 }
 
@@ -177,10 +177,10 @@ fn a_second_get_uses_the_cached_token() {
     let first = case.get(SERVER);
     let (_, token) = first.answer(SERVER);
     let second = case.get(SERVER);
-    second.assert_code(0).assert_stdout(&first.out.stdout).assert_quiet();
+    second.status(0).stdout_is(&first.stdout()).quiet();
     assert_eq!(iam.request_count(), 1);
     // A different registry with the same credential shares the token.
-    case.get("de.icr.io").assert_code(0).assert_stdout(&get_answer("de.icr.io", "iambearer", &token));
+    case.get("de.icr.io").status(0).stdout_is(&get_answer("de.icr.io", "iambearer", &token));
     assert_eq!(iam.request_count(), 1);
 }
 
@@ -188,16 +188,16 @@ fn a_second_get_uses_the_cached_token() {
 fn no_cache_asks_iam_every_time_and_writes_nothing() {
     let iam = fake_iam(|c| c);
     let mut case = bearer_case(&iam);
-    case.env("DOCKER_CREDENTIAL_ICR_NO_CACHE", "1");
+    case.set("DOCKER_CREDENTIAL_ICR_NO_CACHE", "1");
     let mut tokens = BTreeSet::new();
     for n in 1..=3 {
         let run = case.get(SERVER);
         tokens.insert(run.answer(SERVER).1);
-        run.assert_quiet();
+        run.quiet();
         assert_eq!(iam.request_count(), n);
     }
     assert_eq!(tokens.len(), 3, "each get got its own token");
-    assert!(!case.default_cache_dir().exists(), "no cache directory with NO_CACHE");
+    assert!(!case.cache_dir().exists(), "no cache directory with NO_CACHE");
 }
 
 #[test]
@@ -205,16 +205,16 @@ fn the_cache_dir_setting_is_honoured_and_the_files_are_private_and_hold_no_crede
     let iam = fake_iam(|c| c);
     let mut case = bearer_case(&iam);
     let dir = case.home().join("custom").join("token-cache");
-    case.env("DOCKER_CREDENTIAL_ICR_CACHE_DIR", &dir);
+    case.set("DOCKER_CREDENTIAL_ICR_CACHE_DIR", &dir);
     let token_file = case.secret_file("cr-token", CR_TOKEN);
-    case.write_config(&json!({
+    case.write_config_json(&json!({
         "registries": { "jp.icr.io": { "trustedProfile": { "profileId": PROFILE_ID, "crTokenFile": token_file } } }
     }));
     let (_, apikey_token) = case.get(SERVER).answer(SERVER);
     let (_, profile_token) = case.get("jp.icr.io").answer("jp.icr.io");
     assert_eq!(iam.request_count(), 2);
 
-    assert!(!case.default_cache_dir().exists(), "nothing in the default cache dir");
+    assert!(!case.cache_dir().exists(), "nothing in the default cache dir");
     assert_eq!(mode_of(&dir), 0o700);
     let files = all_files(&dir);
     assert_eq!(cache_files(&dir).len(), 2, "one cache file per credential: {files:?}");
@@ -230,7 +230,7 @@ fn the_cache_dir_setting_is_honoured_and_the_files_are_private_and_hold_no_crede
     // What they do hold is the tokens, so that the next get can use them.
     assert!(held.contains(&apikey_token) && held.contains(&profile_token));
     // And the next get does.
-    case.get(SERVER).assert_code(0).assert_stdout(&get_answer(SERVER, "iambearer", &apikey_token));
+    case.get(SERVER).status(0).stdout_is(&get_answer(SERVER, "iambearer", &apikey_token));
     assert_eq!(iam.request_count(), 2);
 }
 
@@ -238,8 +238,8 @@ fn the_cache_dir_setting_is_honoured_and_the_files_are_private_and_hold_no_crede
 fn a_corrupt_or_foreign_cache_file_is_ignored_and_replaced() {
     let iam = fake_iam(|c| c);
     let case = bearer_case(&iam);
-    case.get(SERVER).assert_code(0);
-    let path = the_cache_file(&case.default_cache_dir());
+    case.get(SERVER).status(0);
+    let path = the_cache_file(&case.cache_dir());
     let good = read_json(&path);
     let mut foreign = good.clone();
     foreign["version"] = json!(2);
@@ -258,7 +258,7 @@ fn a_corrupt_or_foreign_cache_file_is_ignored_and_replaced() {
         fs::write(&path, bytes).unwrap();
         let run = case.get(SERVER);
         let (_, token) = run.answer(SERVER);
-        run.assert_quiet();
+        run.quiet();
         assert_eq!(iam.request_count(), n as u64 + 2, "junk {n} was not ignored");
         let replaced = read_json(&path);
         assert_eq!(replaced["version"], 1, "junk {n} was not replaced: {replaced}");
@@ -273,7 +273,7 @@ fn a_token_past_80_percent_of_its_lifetime_is_refreshed_and_one_before_is_not() 
     let case = bearer_case(&iam);
     let (_, first) = case.get(SERVER).answer(SERVER);
     assert_issued(&first, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY, "default", 20);
-    let path = the_cache_file(&case.default_cache_dir());
+    let path = the_cache_file(&case.cache_dir());
     let cached = read_json(&path);
     let lifetime = cached["token"]["expires_at"].as_u64().unwrap() - cached["token"]["issued_at"].as_u64().unwrap();
     assert_eq!(lifetime, 20, "{cached}");
@@ -281,7 +281,7 @@ fn a_token_past_80_percent_of_its_lifetime_is_refreshed_and_one_before_is_not() 
     // Half-way (fresh until 16 s, 6 s of margin): reused.
     let now = unix_now();
     rewrite_cached_token(&path, &first, now - 10, now + 10);
-    case.get(SERVER).assert_code(0).assert_stdout(&get_answer(SERVER, "iambearer", &first));
+    case.get(SERVER).status(0).stdout_is(&get_answer(SERVER, "iambearer", &first));
     assert_eq!(iam.request_count(), 1);
 
     // 18 s into 20 (2 s past the 80 % mark): refreshed.
@@ -289,7 +289,7 @@ fn a_token_past_80_percent_of_its_lifetime_is_refreshed_and_one_before_is_not() 
     rewrite_cached_token(&path, &first, now - 18, now + 2);
     let run = case.get(SERVER);
     let (_, second) = run.answer(SERVER);
-    run.assert_quiet();
+    run.quiet();
     assert_ne!(second, first);
     assert_eq!(iam.request_count(), 2);
     assert_eq!(read_json(&path)["token"]["access"], second.as_str(), "the new token is cached");
@@ -301,7 +301,7 @@ fn a_token_whose_whole_life_is_under_a_second_of_freshness_is_fetched_every_time
     let iam = fake_iam(|c| c.lifetime(1));
     let case = bearer_case(&iam);
     for n in 1..=2 {
-        case.get(SERVER).assert_code(0);
+        case.get(SERVER).status(0);
         assert_eq!(iam.request_count(), n);
     }
 }
@@ -309,11 +309,11 @@ fn a_token_whose_whole_life_is_under_a_second_of_freshness_is_fetched_every_time
 const STALE_TOKEN: &str = "stale-but-usable-access-token-0b6c1e9f";
 
 /// A case whose cache holds [`STALE_TOKEN`], issued `age` s ago and expiring in `left` s.
-fn case_with_cached_token(iam: &FakeIam, age: u64, left: u64) -> Case {
+fn case_with_cached_token(iam: &FakeIam, age: u64, left: u64) -> Scenario {
     let case = bearer_case(iam);
-    case.get(SERVER).assert_code(0);
+    case.get(SERVER).status(0);
     let now = unix_now();
-    rewrite_cached_token(&the_cache_file(&case.default_cache_dir()), STALE_TOKEN, now - age, now + left);
+    rewrite_cached_token(&the_cache_file(&case.cache_dir()), STALE_TOKEN, now - age, now + left);
     iam.clear_requests();
     case
 }
@@ -324,19 +324,19 @@ fn a_stale_token_stands_in_when_iam_fails_with_a_warning_that_holds_no_secret() 
     let case = case_with_cached_token(&iam, 600, 120);
     iam.set_script(vec![Behavior::Status(500); 4]);
     let run = case.get(SERVER);
-    run.assert_code(0).assert_stdout(&get_answer(SERVER, "iambearer", STALE_TOKEN));
+    run.status(0).stdout_is(&get_answer(SERVER, "iambearer", STALE_TOKEN));
     assert_eq!(iam.requests().len(), 4, "retried, then gave up");
-    let stderr = blank_request_id(&run.out.stderr);
+    let stderr = blank_request_id(&run.stderr());
     let prefix = format!(
         "docker-credential-icr: warning: IAM at {} refused the API key (HTTP 500, BXNIM0100E): Internal server error (request id <ID>); using the cached token, which expires in ",
         iam.url()
     );
-    let rest = stderr.strip_prefix(&prefix).unwrap_or_else(|| panic!("unexpected stderr:\n{}", run.out));
-    let seconds = rest.strip_suffix(" s\n").unwrap_or_else(|| panic!("unexpected stderr:\n{}", run.out));
-    let seconds: u64 = seconds.parse().unwrap_or_else(|_| panic!("unexpected stderr:\n{}", run.out));
+    let rest = stderr.strip_prefix(&prefix).unwrap_or_else(|| panic!("unexpected stderr:\n{}", run));
+    let seconds = rest.strip_suffix(" s\n").unwrap_or_else(|| panic!("unexpected stderr:\n{}", run));
+    let seconds: u64 = seconds.parse().unwrap_or_else(|_| panic!("unexpected stderr:\n{}", run));
     assert!((60..=120).contains(&seconds), "{seconds}");
     for secret in [API_KEY, STALE_TOKEN] {
-        assert!(!run.out.stderr.contains(secret), "secret on stderr:\n{}", run.out);
+        assert!(!run.stderr().contains(secret), "secret on stderr:\n{}", run);
     }
 }
 
@@ -353,7 +353,7 @@ fn a_token_with_under_10_s_left_does_not_stand_in() {
             iam.url()
         )
     );
-    assert!(!run.out.all_text().contains(STALE_TOKEN), "{}", run.out);
+    assert!(!run.all_text().contains(STALE_TOKEN), "{}", run);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,7 +365,7 @@ fn sixty_four_parallel_cold_gets_make_one_request() {
     let iam = fake_iam(|c| c.behavior(Behavior::Delay(Duration::from_millis(300))));
     let case = Arc::new(bearer_case(&iam));
     let start = Arc::new(Barrier::new(N));
-    let runs: Vec<Run> = (0..N)
+    let runs: Vec<Output> = (0..N)
         .map(|_| {
             let (case, start) = (case.clone(), start.clone());
             thread::spawn(move || {
@@ -380,7 +380,7 @@ fn sixty_four_parallel_cold_gets_make_one_request() {
     assert_eq!(iam.request_count(), 1, "{:#?}", iam.requests());
     let (_, token) = runs[0].answer(SERVER);
     for run in &runs {
-        run.assert_code(0).assert_stdout(&get_answer(SERVER, "iambearer", &token)).assert_quiet();
+        run.status(0).stdout_is(&get_answer(SERVER, "iambearer", &token)).quiet();
     }
 }
 
@@ -389,12 +389,12 @@ fn sixty_four_parallel_cold_gets_make_one_request() {
 
 /// Runs a bearer `get` against `iam` and checks what every failure must be.
 #[track_caller]
-fn failing_get(case: &Case) -> (String, Run) {
+fn failing_get(case: &Scenario) -> (String, Output) {
     let run = case.get(SERVER);
     let line = run.error_line();
-    assert!(run.elapsed < GET_BOUND, "get took {:?}:\n{}", run.elapsed, run.out);
+    assert!(run.elapsed < GET_BOUND, "get took {:?}:\n{}", run.elapsed, run);
     for secret in [API_KEY, UNKNOWN_KEY, CR_TOKEN] {
-        assert!(!run.out.all_text().contains(secret), "secret in the output:\n{}", run.out);
+        assert!(!run.all_text().contains(secret), "secret in the output:\n{}", run);
     }
     (line, run)
 }
@@ -404,7 +404,7 @@ fn a_500_is_retried_and_the_second_answer_used() {
     let iam = fake_iam(|c| c.behavior(Behavior::Status(500)));
     let run = bearer_case(&iam).get(SERVER);
     run.answer(SERVER);
-    run.assert_quiet();
+    run.quiet();
     let requests = iam.requests();
     assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [Some(500), Some(200)]);
     assert_eq!(requests[0].form, requests[1].form);
@@ -475,7 +475,7 @@ fn a_429_asking_for_longer_than_the_cap_is_not_retried() {
 fn an_unknown_api_key_names_iam_code_message_and_request_id_but_not_the_key() {
     let iam = fake_iam(|c| c);
     let mut case = bearer_case(&iam);
-    case.env("IBMCLOUD_API_KEY", UNKNOWN_KEY);
+    case.set("IBMCLOUD_API_KEY", UNKNOWN_KEY);
     let (line, _) = failing_get(&case);
     assert_eq!(
         blank_request_id(&line),
@@ -504,8 +504,8 @@ fn an_iam_message_that_quotes_the_key_has_it_redacted() {
 #[test]
 fn a_wrong_cr_token_names_the_compute_resource_token() {
     let iam = fake_iam(|c| c);
-    let mut case = Case::new(&iam);
-    case.env("IBMCLOUD_CR_PROFILE", PROFILE_ID).env("IBMCLOUD_CR_TOKEN", "not-the-cr-token-4d2a");
+    let mut case = Scenario::with_iam(&iam);
+    case.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", "not-the-cr-token-4d2a");
     let (line, run) = failing_get(&case);
     assert_eq!(
         blank_request_id(&line),
@@ -514,7 +514,7 @@ fn a_wrong_cr_token_names_the_compute_resource_token() {
             iam.url()
         )
     );
-    assert!(!run.out.all_text().contains("not-the-cr-token-4d2a"));
+    assert!(!run.all_text().contains("not-the-cr-token-4d2a"));
 }
 
 #[test]
@@ -552,8 +552,8 @@ fn a_stalled_iam_ends_within_the_bound() {
 fn a_refused_connection_is_one_line() {
     let port = unused_port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let mut case = Case::with_endpoint(&endpoint);
-    case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    let mut case = Scenario::with_endpoint(&endpoint);
+    case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let (line, _) = failing_get(&case);
     assert_eq!(line, format!(
             "cannot connect to IAM at {endpoint} (Connection refused (os error 111)): check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
@@ -563,8 +563,8 @@ fn a_refused_connection_is_one_line() {
 #[test]
 fn an_untrusted_tls_certificate_is_a_tls_failure_and_not_retried() {
     let tls = UntrustedTls::start();
-    let mut case = Case::with_endpoint(&tls.url());
-    case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    let mut case = Scenario::with_endpoint(&tls.url());
+    case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let (line, _) = failing_get(&case);
     assert_eq!(line, format!("TLS with IAM at {} failed: invalid peer certificate: UnknownIssuer", tls.url()));
     assert_eq!(tls.connections(), 1, "a certificate that is not trusted now will not be trusted in a second");
@@ -572,17 +572,17 @@ fn an_untrusted_tls_certificate_is_a_tls_failure_and_not_retried() {
 
 #[test]
 fn a_plain_http_endpoint_off_loopback_is_refused_before_any_request() {
-    let mut case = Case::with_endpoint("http://iam.example.com");
-    case.env("IBMCLOUD_API_KEY", API_KEY).env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    let mut case = Scenario::with_endpoint("http://iam.example.com");
+    case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let (line, run) = failing_get(&case);
     assert_eq!(
         line,
         "DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT: IAM endpoint `http://iam.example.com/` must use https:// (http:// is allowed for a loopback address only)"
     );
-    run.assert_quiet();
+    run.quiet();
     // In iamapikey mode the endpoint is never needed, so it is not even looked at.
-    case.env("DOCKER_CREDENTIAL_ICR_MODE", "iamapikey");
-    case.get(SERVER).assert_code(0).assert_stdout(&get_answer(SERVER, "iamapikey", API_KEY));
+    case.set("DOCKER_CREDENTIAL_ICR_MODE", "iamapikey");
+    case.get(SERVER).status(0).stdout_is(&get_answer(SERVER, "iamapikey", API_KEY));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,10 +601,10 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
     };
 
     let case_with = |vars: &[(&str, &str)]| {
-        let mut case = Case::new(&iam);
-        case.env("DOCKER_CREDENTIAL_ICR_LOG", "debug");
+        let mut case = Scenario::with_iam(&iam);
+        case.set("DOCKER_CREDENTIAL_ICR_LOG", "debug");
         for (k, v) in vars {
-            case.env(k, v);
+            case.set(k, v);
         }
         case
     };
@@ -635,17 +635,17 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
         let case = case_with(vars);
         for n in 0..2 {
             let run = case.get(SERVER);
-            run.assert_code(0);
+            run.status(0);
             seen.record(&format!("{what} get {n}"), &run, true);
         }
-        cache_dirs.push(case.default_cache_dir());
+        cache_dirs.push(case.cache_dir());
         keep.push(case);
     }
 
     // Config-file modes and sources, and the other actions.
     let config_case = case_with(&[("CONFIG_DE_KEY", API_KEY)]);
     let cr_file = config_case.secret_file("cr-token", CR_TOKEN);
-    config_case.write_config(&json!({
+    config_case.write_config_json(&json!({
         "mode": "iambearer",
         "registries": {
             "de.icr.io": { "mode": "iamrefresh", "apiKeyEnv": "CONFIG_DE_KEY" },
@@ -658,12 +658,12 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
     }));
     for server in ["de.icr.io", "jp.icr.io", "uk.icr.io", "au.icr.io"] {
         let run = config_case.get(server);
-        run.assert_code(0);
+        run.status(0);
         seen.record(&format!("config get {server}"), &run, true);
     }
     for server in ["br.icr.io", "ca.icr.io", "us.icr.io.evil.example", "cp.icr.io", ""] {
         let run = config_case.get(server);
-        run.assert_code(1);
+        run.status(1);
         seen.record(&format!("config get {server:?}"), &run, false);
     }
     let store = json!({ "ServerURL": "us.icr.io", "Username": "iamapikey", "Secret": API_KEY }).to_string();
@@ -685,21 +685,21 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
         (&[][..], "", 1),
         (&["get", "extra"][..], "us.icr.io\n", 1),
     ] {
-        let run = config_case.run_args(args, stdin);
-        run.assert_code(code);
+        let run = config_case.run(args, stdin);
+        run.status(code);
         seen.record(&format!("{args:?}"), &run, false);
     }
     // A stored `iamapikey` login is exchanged (the config's default mode is iambearer); a plain
     // one is answered as given.
-    config_case.run("store", &store).assert_code(0);
+    config_case.run(&["store"], &store).status(0);
     let run = config_case.get(SERVER);
     assert_eq!(run.answer(SERVER).0, "iambearer");
     seen.record("stored key get", &run, true);
-    config_case.run("store", &store_plain).assert_code(0);
+    config_case.run(&["store"], &store_plain).status(0);
     let run = config_case.get("uk.icr.io");
-    run.assert_code(0).assert_stdout(&get_answer("uk.icr.io", "ci-robot", PASSWORD));
+    run.status(0).stdout_is(&get_answer("uk.icr.io", "ci-robot", PASSWORD));
     seen.record("stored login get", &run, true);
-    cache_dirs.push(config_case.default_cache_dir());
+    cache_dirs.push(config_case.cache_dir());
 
     // Failures at IAM.
     let bearer = [("IBMCLOUD_API_KEY", API_KEY), ("DOCKER_CREDENTIAL_ICR_MODE", "iambearer")];
@@ -713,35 +713,35 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
     ] {
         iam.set_script(script);
         let run = case_with(&bearer).get(SERVER);
-        run.assert_code(1);
+        run.status(1);
         seen.record(what, &run, false);
     }
     iam.set_script([]);
     let run = case_with(&[("IBMCLOUD_API_KEY", UNKNOWN_KEY), ("DOCKER_CREDENTIAL_ICR_MODE", "iamrefresh")]).get(SERVER);
-    run.assert_code(1);
+    run.status(1);
     seen.record("unknown key", &run, false);
     let run =
         case_with(&[("IBMCLOUD_CR_PROFILE", PROFILE_ID), ("IBMCLOUD_CR_TOKEN", "wrong-cr-token-0f3e9a")]).get(SERVER);
-    run.assert_code(1);
+    run.status(1);
     seen.record("wrong cr token", &run, false);
     seen.secrets.push("wrong-cr-token-0f3e9a".into());
 
     // A stale token standing in, and a corrupt cache file, at debug.
     let stale = case_with(&bearer);
-    stale.get(SERVER).assert_code(0);
-    let path = the_cache_file(&stale.default_cache_dir());
+    stale.get(SERVER).status(0);
+    let path = the_cache_file(&stale.cache_dir());
     let now = unix_now();
     rewrite_cached_token(&path, STALE_TOKEN, now - 600, now + 120);
     iam.set_script(vec![Behavior::Status(503); 4]);
     let run = stale.get(SERVER);
-    run.assert_code(0).assert_stdout(&get_answer(SERVER, "iambearer", STALE_TOKEN));
-    seen.texts.push(("stale: stderr".into(), run.out.stderr.clone()));
-    assert!(run.out.stderr.contains("using the cached token"), "{}", run.out);
+    run.status(0).stdout_is(&get_answer(SERVER, "iambearer", STALE_TOKEN));
+    seen.texts.push(("stale: stderr".into(), run.stderr().clone()));
+    assert!(run.stderr().contains("using the cached token"), "{}", run);
     fs::write(&path, b"{corrupt").unwrap();
     let run = stale.get(SERVER);
-    run.assert_code(0);
+    run.status(0);
     seen.record("corrupt cache", &run, true);
-    cache_dirs.push(stale.default_cache_dir());
+    cache_dirs.push(stale.cache_dir());
 
     // Every token the fake issued is in a cache file, including the access tokens of iamrefresh,
     // which get never prints.
@@ -784,13 +784,13 @@ struct Seen {
 impl Seen {
     /// Keeps a run's stderr for the search, and its stdout too unless it is `get`'s answer,
     /// whose secret joins the secrets searched for instead.
-    fn record(&mut self, what: &str, run: &Run, is_answer: bool) {
+    fn record(&mut self, what: &str, run: &Output, is_answer: bool) {
         if is_answer {
-            let json: serde_json::Value = serde_json::from_str(&run.out.stdout).expect("get answer");
+            let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("get answer");
             self.secrets.push(json["Secret"].as_str().expect("Secret").to_owned());
         } else {
-            self.texts.push((format!("{what}: stdout"), run.out.stdout.clone()));
+            self.texts.push((format!("{what}: stdout"), run.stdout().clone()));
         }
-        self.texts.push((format!("{what}: stderr"), run.out.stderr.clone()));
+        self.texts.push((format!("{what}: stderr"), run.stderr().clone()));
     }
 }

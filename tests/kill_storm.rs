@@ -11,15 +11,16 @@
 //! After every round: `credentials.json` and every cache file parse, and every store that was
 //! seen to exit 0 is there with its secret. At the end the helper itself reads everything back.
 
-mod procs;
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::procs::{stored_logins, write_config, Proc, Rng};
+use common::Scenario;
 use fake_iam::{Config, FakeIam};
-use procs::{command, stored_logins, write_config, Proc, Rng};
 
 const KILLS: usize = 500;
 const ROUNDS: usize = KILLS / 2;
@@ -49,32 +50,35 @@ fn assert_cache_parses(dir: &Path) {
 #[test]
 fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
     let iam = FakeIam::start(Config::new().any_apikey(true).lifetime(1));
-    let home = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
+    // A scenario for the stores, and one for the gets (a bearer token cached in its own place).
+    let with_gets = |s: &mut Scenario| {
+        let cache = s.root().join("cache");
+        s.set("IBMCLOUD_API_KEY", "storm-api-key")
+            .set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer")
+            .set("DOCKER_CREDENTIAL_ICR_CACHE_DIR", cache);
+    };
+    let home = Scenario::with_iam(&iam);
+    let mut getter = Scenario::with_iam(&iam);
+    getter.set("HOME", home.home()).set("XDG_CONFIG_HOME", home.config_home()).set("XDG_CACHE_HOME", home.cache_home());
+    with_gets(&mut getter);
+    let cache = getter.root().join("cache");
     let registries: Vec<String> = (0..ROUNDS).map(|i| format!("storm-{i}.example.com")).collect();
-    write_config(home.path(), registries.clone(), &[]);
-    let url = iam.url();
-    let cache_str = cache.to_string_lossy().into_owned();
-    let get_env = [
-        ("IBMCLOUD_API_KEY", "storm-api-key"),
-        ("DOCKER_CREDENTIAL_ICR_MODE", "iambearer"),
-        ("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", url.as_str()),
-        ("DOCKER_CREDENTIAL_ICR_CACHE_DIR", cache_str.as_str()),
-    ];
+    write_config(&home, registries.clone(), &[]);
 
     // How long a store and a get take here, so that the kill delays straddle them whatever the
     // machine: each delay is drawn from twice the median of five calibration runs.
-    let calibration = home.path().join("calibration");
+    let mut calibration = Scenario::with_iam(&iam);
     write_config(&calibration, ["calibration.example.com".to_owned()], &[]);
-    let calibration_cache = calibration.join("cache").to_string_lossy().into_owned();
-    let mut calibration_get_env = get_env;
-    calibration_get_env[3].1 = &calibration_cache;
-    let span = |home: &Path, env: &[(&str, &str)], action: &str, input: &str| -> u64 {
+    let calibration_store = Scenario::with_iam(&iam);
+    write_config(&calibration_store, ["calibration.example.com".to_owned()], &[]);
+    with_gets(&mut calibration);
+    let span = |s: &Scenario, action: &str, input: &str| -> u64 {
         let mut took: Vec<Duration> = (0..5)
             .map(|_| {
                 let started = Instant::now();
-                let mut child = command(home, env, action)
+                let mut child = s
+                    .command(&[action])
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::null())
                     .spawn()
@@ -88,8 +92,8 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
         took.sort();
         (took[2] * 2).as_micros().max(200) as u64
     };
-    let mut store_span = span(&calibration, &[], "store", &store_input("calibration.example.com"));
-    let mut get_span = span(&calibration, &calibration_get_env, "get", "us.icr.io\n");
+    let mut store_span = span(&calibration_store, "store", &store_input("calibration.example.com"));
+    let mut get_span = span(&calibration, "get", "us.icr.io\n");
     // The machine's load changes while the storm runs (other test binaries start and stop), so
     // each span keeps adapting: longer after a kill, shorter after a completion. It settles where
     // roughly a third of the actions finish, and both outcomes keep happening whatever the load.
@@ -101,8 +105,8 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
     let mut completed: BTreeMap<String, String> = BTreeMap::new();
     let (mut killed_stores, mut killed_gets, mut finished_gets) = (0, 0, 0);
     for (round, registry) in registries.iter().enumerate() {
-        let mut store = Proc::spawn(command(home.path(), &[], "store"), out.path(), 0);
-        let mut get = Proc::spawn(command(home.path(), &get_env, "get"), out.path(), 1);
+        let mut store = Proc::spawn(home.command(&["store"]), out.path(), 0);
+        let mut get = Proc::spawn(getter.command(&["get"]), out.path(), 1);
         let (store_delay, get_delay) = (rng.below(store_span), rng.below(get_span));
         let release = Instant::now();
         store.release(&store_input(registry));
@@ -138,7 +142,7 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
             Some(code) => panic!("get #{round} failed with {code}: {:?} {:?}", get.stdout(), get.stderr()),
         }
 
-        let stored = stored_logins(home.path());
+        let stored = stored_logins(&home);
         for (registry, secret) in &completed {
             let found = stored.get(registry).map(|(_, s)| s);
             assert_eq!(found, Some(secret), "round {round}: completed store of {registry} is missing");
@@ -160,13 +164,13 @@ fn five_hundred_sigkills_never_tear_a_file_or_lose_a_completed_store() {
     );
 
     // The helper reads back what the storm left: list names every completed store.
-    let list = procs::command(home.path(), &[], "list").output().unwrap();
+    let list = home.command(&["list"]).output().unwrap();
     assert!(list.status.success(), "{list:?}");
     let listed: BTreeMap<String, String> = serde_json::from_slice(&list.stdout).unwrap();
     for registry in completed.keys() {
         assert_eq!(listed.get(registry).map(String::as_str), Some("iamapikey"), "{registry}");
     }
-    for (_, stored) in stored_logins(home.path()) {
+    for (_, stored) in stored_logins(&home) {
         assert_eq!(stored.0, "iamapikey");
     }
 }

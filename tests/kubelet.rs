@@ -6,166 +6,16 @@
 //! strict as the kubelet's own decoder (and refuses a little more), so a field, a casing or a
 //! duration the kubelet would refuse fails the test that produced it.
 
-mod kubelet_wire;
-use kubelet_wire as decoder;
-
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
 use base64::Engine;
+use common::kubelet::{self as decoder, node, request, sa_token, Node, V1, V1BETA1};
+use common::{unix_now as now, Output, Scenario};
 use fake_iam::{Config as IamConfig, FakeIam, GRANT_CR_TOKEN};
 use serde_json::{json, Value};
 
-const V1: &str = "credentialprovider.kubelet.k8s.io/v1";
-const V1BETA1: &str = "credentialprovider.kubelet.k8s.io/v1beta1";
 const API_KEY: &str = "node-api-key-0123456789abcdef";
 const PROFILE: &str = "Profile-0f1e2d3c-icr-puller";
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Output {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "status {}\n--- stdout\n{}\n--- stderr\n{}", self.status, self.stdout, self.stderr)
-    }
-}
-
-/// A temp HOME with a config file, a cache dir and (optionally) a fake IAM to point at.
-struct Node {
-    home: tempfile::TempDir,
-    iam_url: Option<String>,
-    log: Option<&'static str>,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Node {
-    fn new(config: Value, iam: Option<&FakeIam>) -> Node {
-        let home = tempfile::tempdir().expect("temp HOME");
-        let node = Node { home, iam_url: iam.map(|i| i.url()), log: None, env: Vec::new() };
-        std::fs::write(node.config_path(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        node
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.home.path().join("config.json")
-    }
-
-    fn kubelet(&self, request: &str) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_docker-credential-icr"));
-        command
-            .arg("kubelet")
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("DOCKER_CREDENTIAL_ICR_CONFIG", self.config_path())
-            .env("DOCKER_CREDENTIAL_ICR_CACHE_DIR", self.home.path().join("cache"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(url) = &self.iam_url {
-            command.env("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", url);
-        }
-        if let Some(level) = self.log {
-            command.env("DOCKER_CREDENTIAL_ICR_LOG", level);
-        }
-        command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let out = run(command, request);
-        // As the kubelet reads it: a failure is a non-zero exit with nothing to decode; a success
-        // is a response its strict decoder takes, in the version the request was made in.
-        if out.status != 0 {
-            assert_eq!(out.stdout, "", "a failed request printed a response: {out:?}");
-        } else {
-            let sent: Value = serde_json::from_str(request).expect("the tests send JSON requests");
-            let version = sent["apiVersion"].as_str().expect("the tests' requests name their apiVersion");
-            let token = sent["serviceAccountToken"].as_str();
-            if let Err(why) = decoder::decode(&out.stdout, version, token) {
-                panic!("the kubelet would refuse this response: {why}\n{out:?}");
-            }
-        }
-        out
-    }
-}
-
-/// Runs the command with `input` on stdin; kills it and fails after [`RUN_TIMEOUT`].
-fn run(mut command: Command, input: &str) -> Output {
-    let mut child = command.spawn().expect("start docker-credential-icr");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_owned();
-    let writer = std::thread::spawn(move || {
-        // The plugin may refuse a request before reading all of it; a broken pipe is fine.
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            pipe.read_to_string(&mut text).expect("UTF-8 output");
-            text
-        })
-    }
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for docker-credential-icr") {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("docker-credential-icr kubelet did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    writer.join().unwrap();
-    Output {
-        status: status.code().expect("exit status"),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// A request as the kubelet encodes it: `kind`, `apiVersion`, `image`, then the service account
-/// fields only when set (`omitempty`).
-fn request(version: &str, image: &str, token: Option<&str>, annotations: &[(&str, &str)]) -> String {
-    let mut r = json!({ "kind": "CredentialProviderRequest", "apiVersion": version, "image": image });
-    if let Some(token) = token {
-        r["serviceAccountToken"] = json!(token);
-    }
-    if !annotations.is_empty() {
-        r["serviceAccountAnnotations"] = annotations.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    }
-    r.to_string()
-}
-
-/// A service account token shaped as the API server issues it to the kubelet for a pod.
-fn sa_token(namespace: &str, name: &str, pod: &str, exp: u64) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let claims = json!({
-        "aud": ["iam"],
-        "exp": exp,
-        "iat": exp.saturating_sub(3600),
-        "iss": "https://kubernetes.default.svc",
-        "jti": format!("jti-{pod}"),
-        "kubernetes.io": {
-            "namespace": namespace,
-            "node": { "name": "worker-1", "uid": "node-uid-1" },
-            "pod": { "name": pod, "uid": format!("pod-uid-{pod}") },
-            "serviceaccount": { "name": name, "uid": format!("sa-uid-{namespace}-{name}") }
-        },
-        "nbf": exp.saturating_sub(3600),
-        "sub": format!("system:serviceaccount:{namespace}:{name}")
-    });
-    format!("{}.{}.{}", b64(r#"{"alg":"RS256","kid":"k1"}"#), b64(&claims.to_string()), b64(&format!("sig-{pod}")))
-}
 
 /// Seconds in a duration as Go's `time.Duration.String` prints whole seconds (`0s`, `45s`,
 /// `25m0s`, `1h0m0s`); `None` for anything else, including what Go would parse but never print.
@@ -335,27 +185,27 @@ fn no_answer_of_iam_makes_the_kubelet_cache_a_token_beyond_its_life_or_an_hour()
     ];
     for (answer, at_most) in cases {
         let iam = FakeIam::start(IamConfig::new().behavior(fake_iam::Behavior::Answer(answer.clone())));
-        let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+        let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
         let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
         let (_, seconds) = check_schema(&out, V1, Some(&token));
-        assert!(seconds <= at_most && seconds + 2 >= at_most, "{seconds} s for {answer}: {out:?}");
+        assert!(seconds <= at_most && seconds + 2 >= at_most, "{seconds} s for {answer}: {out}");
     }
     // An expiration already past: the token is never handed to the kubelet.
     let answer = format!(r#"{{"access_token":"opaque-token","expires_in":3600,"expiration":{}}}"#, now() - 60);
     let iam = FakeIam::start(IamConfig::new().behavior(fake_iam::Behavior::Answer(answer)));
-    let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+    let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
-    assert_eq!((out.status, out.stdout.as_str()), (1, ""), "{out:?}");
-    assert!(out.stderr.contains("had already expired when it arrived"), "{out:?}");
+    out.status(1).stdout_is("");
+    assert!(out.stderr().contains("had already expired when it arrived"), "{out}");
 }
 
 #[test]
 fn a_bearer_token_that_claims_to_live_for_ever_is_cached_for_half_an_hour() {
-    let mut node = Node::new(json!({}), None);
+    let mut node = node(&json!({}), None);
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     for exp in ["9223372036854775807", "1e300", "18446744073709551615"] {
         let token = format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64(&format!(r#"{{"exp":{exp}}}"#)));
-        node.env = vec![("IBMCLOUD_IAM_TOKEN", token.clone())];
+        node.set("IBMCLOUD_IAM_TOKEN", &token);
         let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", None, &[]));
         let (response, seconds) = check_schema(&out, V1, None);
         assert_eq!(
@@ -369,14 +219,11 @@ fn a_bearer_token_that_claims_to_live_for_ever_is_cached_for_half_an_hour() {
 /// The response as the kubelet decodes it ([`decoder::decode`]), and its `cacheDuration` in
 /// seconds, which must also be printed exactly as Go prints a duration.
 fn check_schema(out: &Output, version: &str, token: Option<&str>) -> (Value, u64) {
-    assert_eq!(out.status, 0, "{out:?}");
-    let decoded = decoder::decode(&out.stdout, version, token).unwrap_or_else(|e| panic!("{e}\n{out:?}"));
-    assert_eq!(decoded.cache_key_type, "Registry", "{out:?}");
-    assert!(
-        decoded.auth.values().all(|(username, _)| !username.is_empty()),
-        "every auth entry names its user: {out:?}"
-    );
-    let response: Value = serde_json::from_str(&out.stdout).expect("the response is JSON");
+    out.status(0);
+    let decoded = decoder::decode(&out.stdout(), version, token).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(decoded.cache_key_type, "Registry", "{out}");
+    assert!(decoded.auth.values().all(|(username, _)| !username.is_empty()), "every auth entry names its user: {out}");
+    let response: Value = serde_json::from_slice(&out.stdout).expect("the response is JSON");
     if let Some(auth) = response.get("auth") {
         assert!(!auth.as_object().expect("auth is a map").is_empty(), "an empty auth is left out, not sent");
     }
@@ -387,24 +234,19 @@ fn check_schema(out: &Output, version: &str, token: Option<&str>) -> (Value, u64
     (response, seconds)
 }
 
-fn api_key_node(extra: Value) -> Node {
+fn api_key_node(extra: Value) -> Scenario {
     let mut config = json!({ "apiKey": API_KEY });
     config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    Node::new(config, None)
+    node(&config, None)
 }
 
 #[test]
 fn an_icr_image_gets_the_node_api_key_for_its_registry_with_the_default_cache_duration() {
     let node = api_key_node(json!({}));
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1.0", None, &[]));
-    assert_eq!(
-        out.stdout,
-        format!(
-            "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"1h0m0s\",\"auth\":{{\"us.icr.io\":{{\"username\":\"iamapikey\",\"password\":\"{API_KEY}\"}}}}}}\n"
-        ),
-        "{out:?}"
-    );
-    assert_eq!((out.status, out.stderr.as_str()), (0, ""), "{out:?}");
+    out.ok(&format!(
+        "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"1h0m0s\",\"auth\":{{\"us.icr.io\":{{\"username\":\"iamapikey\",\"password\":\"{API_KEY}\"}}}}}}\n"
+    ));
     check_schema(&out, V1, None);
 }
 
@@ -428,7 +270,7 @@ fn a_v1beta1_request_is_answered_in_v1beta1() {
 #[test]
 fn images_outside_icr_get_a_valid_response_without_auth() {
     let iam = FakeIam::start(IamConfig::new().apikey(API_KEY));
-    let node = Node::new(json!({ "apiKey": API_KEY, "mode": "iambearer" }), Some(&iam));
+    let node = node(&json!({ "apiKey": API_KEY, "mode": "iambearer" }), Some(&iam));
     for image in [
         "nginx",
         "nginx:1.25",
@@ -441,12 +283,9 @@ fn images_outside_icr_get_a_valid_response_without_auth() {
         "us.icr.io:5000/team/app",
     ] {
         let out = node.kubelet(&request(V1, image, None, &[]));
-        assert_eq!(
-            out.stdout,
-            format!("{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"0s\"}}\n"),
-            "{image}: {out:?}"
-        );
-        assert_eq!((out.status, out.stderr.as_str()), (0, ""), "{image}: {out:?}");
+        out.ok(&format!(
+            "{{\"apiVersion\":\"{V1}\",\"kind\":\"CredentialProviderResponse\",\"cacheKeyType\":\"Registry\",\"cacheDuration\":\"0s\"}}\n"
+        ));
         check_schema(&out, V1, None);
     }
     assert_eq!(iam.request_count(), 0, "no IAM request for an image that is not ICR");
@@ -455,7 +294,7 @@ fn images_outside_icr_get_a_valid_response_without_auth() {
 #[test]
 fn a_bearer_token_is_cached_for_at_most_half_of_its_remaining_life() {
     let iam = FakeIam::start(IamConfig::new().apikey(API_KEY).lifetime(3000));
-    let node = Node::new(json!({ "apiKey": API_KEY, "mode": "iambearer" }), Some(&iam));
+    let node = node(&json!({ "apiKey": API_KEY, "mode": "iambearer" }), Some(&iam));
     let before = now();
     let out = node.kubelet(&request(V1, "uk.icr.io/team/app:1", None, &[]));
     let after = now();
@@ -473,7 +312,7 @@ fn a_bearer_token_is_cached_for_at_most_half_of_its_remaining_life() {
 fn a_service_account_token_is_exchanged_for_the_configured_trusted_profile() {
     let token = sa_token("team-a", "puller", "app-1", now() + 3600);
     let iam = FakeIam::start(IamConfig::new().profile(PROFILE, token.clone()).lifetime(3600));
-    let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+    let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let before = now();
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
     let after = now();
@@ -481,7 +320,7 @@ fn a_service_account_token_is_exchanged_for_the_configured_trusted_profile() {
     assert_eq!(
         response.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["apiVersion", "kind", "cacheKeyType", "cacheDuration", "auth"],
-        "the service-account path answers with the published fields and nothing else: {out:?}"
+        "the service-account path answers with the published fields and nothing else: {out}"
     );
     assert_eq!(response["auth"]["us.icr.io"]["username"], "iambearer");
     let bearer = response["auth"]["us.icr.io"]["password"].as_str().unwrap();
@@ -495,14 +334,14 @@ fn a_service_account_token_is_exchanged_for_the_configured_trusted_profile() {
     assert_eq!(requests[0].field("cr_token"), Some(token.as_str()));
     assert_eq!(requests[0].field("profile_id"), Some(PROFILE));
     assert_eq!(requests[0].field("profile_name"), None);
-    assert_eq!(out.stderr, "");
+    out.quiet();
 }
 
 #[test]
 fn a_service_account_annotation_picks_the_trusted_profile() {
     let token = sa_token("team-b", "builder", "ci-1", now() + 3600);
     let iam = FakeIam::start(IamConfig::new().profile_named("Profile-other", "ci-puller", token.clone()));
-    let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+    let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let out = node.kubelet(&request(
         V1,
         "icr.io/team/tool:3",
@@ -520,14 +359,10 @@ fn a_service_account_annotation_picks_the_trusted_profile() {
         Some(&token),
         &[("icr.ibm.com/trusted-profile-id", PROFILE), ("icr.ibm.com/trusted-profile-name", "ci-puller")],
     ));
-    assert_eq!(
-        (out.status, out.stdout.as_str(), out.stderr.as_str()),
-        (
-            1,
-            "",
-            "docker-credential-icr: error: kubelet: the service account has both icr.ibm.com/trusted-profile-id and icr.ibm.com/trusted-profile-name: keep one\n"
-        ),
-        "{out:?}"
+    out.expect(
+        1,
+        "",
+        "docker-credential-icr: error: kubelet: the service account has both icr.ibm.com/trusted-profile-id and icr.ibm.com/trusted-profile-name: keep one\n",
     );
 }
 
@@ -550,7 +385,7 @@ fn two_service_accounts_never_share_a_cached_token_while_one_account_reuses_its_
     let iam = FakeIam::start(
         IamConfig::new().profile(PROFILE, a1.clone()).profile(PROFILE, a2.clone()).profile(PROFILE, b1.clone()),
     );
-    let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+    let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let bearer = |token: &str| {
         let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(token), &[]));
         let (response, _) = check_schema(&out, V1, Some(token));
@@ -571,16 +406,16 @@ fn an_expired_token_claiming_a_cached_account_is_not_given_its_cached_token() {
     let a1 = sa_token("team-a", "puller", "app-1", now() + 3600);
     let forged = sa_token("team-a", "puller", "app-9", now().saturating_sub(60));
     let iam = FakeIam::start(IamConfig::new().profile(PROFILE, a1.clone()));
-    let node = Node::new(json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
+    let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     check_schema(&node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&a1), &[])), V1, Some(&a1));
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&forged), &[]));
     assert_eq!(iam.request_count(), 2, "the expired token went to IAM instead of reading the cache");
-    assert_eq!((out.status, out.stdout.as_str()), (1, ""), "{out:?}");
+    out.status(1).stdout_is("");
     assert!(
-        out.stderr.starts_with("docker-credential-icr: error: kubelet: ") && out.stderr.contains("BXNIM0487E"),
-        "{out:?}"
+        out.stderr().starts_with("docker-credential-icr: error: kubelet: ") && out.stderr().contains("BXNIM0487E"),
+        "{out}"
     );
-    assert!(!out.stderr.contains(&forged) && !out.stderr.contains(&a1), "{out:?}");
+    out.never_shows(&forged).never_shows(&a1);
 }
 
 #[test]
@@ -624,11 +459,7 @@ fn malformed_requests_fail_on_stderr_with_nothing_on_stdout() {
     ];
     for (input, message) in cases {
         let out = node.kubelet(&input);
-        assert_eq!(
-            (out.status, out.stdout.as_str(), out.stderr.as_str()),
-            (1, "", format!("docker-credential-icr: error: kubelet: {message}\n").as_str()),
-            "{input}"
-        );
+        out.expect(1, "", &format!("docker-credential-icr: error: kubelet: {message}\n"));
     }
 }
 
@@ -636,22 +467,21 @@ fn malformed_requests_fail_on_stderr_with_nothing_on_stdout() {
 fn no_secret_reaches_stderr_even_at_debug_level() {
     let token = sa_token("team-a", "puller", "app-1", now() + 3600);
     let iam = FakeIam::start(IamConfig::new().apikey(API_KEY).profile(PROFILE, token.clone()));
-    let mut node = Node::new(
-        json!({ "apiKey": API_KEY, "mode": "iambearer", "registries": { "de.icr.io": { "trustedProfile": { "profileId": PROFILE } } } }),
+    let mut node = node(
+        &json!({ "apiKey": API_KEY, "mode": "iambearer", "registries": { "de.icr.io": { "trustedProfile": { "profileId": PROFILE } } } }),
         Some(&iam),
     );
-    node.log = Some("debug");
+    node.set("DOCKER_CREDENTIAL_ICR_LOG", "debug");
     for (image, sa) in [("us.icr.io/team/app:1", None), ("de.icr.io/team/app:1", Some(token.as_str()))] {
         let out = node.kubelet(&request(V1, image, sa, &[]));
         let (response, _) = check_schema(&out, V1, sa);
         let password =
             response["auth"].as_object().unwrap().values().next().unwrap()["password"].as_str().unwrap().to_owned();
-        assert!(out.stderr.contains("docker-credential-icr: debug: kubelet: "), "debug logging is on: {out:?}");
+        assert!(out.stderr().contains("docker-credential-icr: debug: kubelet: "), "debug logging is on: {out}");
+        // Nor any 12-character piece of one (`never_shows`); stdout holds the answer itself.
+        let stderr_only = Output { stdout: Vec::new(), ..out };
         for secret in [API_KEY, token.as_str(), password.as_str()] {
-            // Any 12-character piece of a secret is enough to count as leaking it.
-            for start in (0..secret.len().saturating_sub(12)).step_by(12) {
-                assert!(!out.stderr.contains(&secret[start..start + 12]), "a secret on stderr: {out:?}");
-            }
+            stderr_only.never_shows(secret);
         }
     }
 }
@@ -720,7 +550,7 @@ fn an_image_written_with_port_443_gets_its_credentials_under_that_port() {
     let out = node.kubelet(&request(V1, "us.icr.io:443/team/app", None, &[]));
     let (response, _) = check_schema(&out, V1, None);
     let auth = response["auth"].as_object().unwrap();
-    assert_eq!(auth.keys().collect::<Vec<_>>(), ["us.icr.io:443"], "{out:?}");
+    assert_eq!(auth.keys().collect::<Vec<_>>(), ["us.icr.io:443"], "{out}");
     assert_eq!(auth["us.icr.io:443"]["password"], API_KEY);
     // The kubelet applies an auth key to the image only when it matches as a pattern would.
     assert!(kubelet_matches("us.icr.io:443", "us.icr.io:443/team/app"));

@@ -102,7 +102,10 @@ fn debug_get_traces_every_source_it_tries_without_a_secret() {
     s.get("us.icr.io.evil.example").expect(
         1,
         common::NOT_FOUND,
-        &format!("{P}: debug: us.icr.io.evil.example is not an ICR host and not named in the config file\n"),
+        &format!(
+            "{P}: debug: us.icr.io.evil.example is not an IBM Cloud Container Registry host and is not named in {}\n",
+            s.config_path().display()
+        ),
     );
     s.get("https://us.icr.io@evil.example").expect(
         1,

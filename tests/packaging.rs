@@ -6,6 +6,7 @@
 //! The release binary is built once per test run into `target/packaging/target`, a target dir
 //! of its own, so that the nested cargo never waits on the build lock of the cargo running us.
 
+mod common;
 mod support;
 
 use std::collections::BTreeSet;

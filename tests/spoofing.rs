@@ -4,16 +4,16 @@
 //! stored login for us.icr.io — each must get exactly the not-found line, nothing on stderr even
 //! at debug level that holds a key, and `store` must refuse each without writing anything.
 
-use std::fs;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_docker-credential-icr");
+use std::fs;
+use std::path::Path;
+
+use common::{Output, Scenario, NOT_FOUND};
+
 const ENV_KEY: &str = "env-api-key-that-must-not-leak";
 const CONFIG_KEY: &str = "config-default-key-that-must-not-leak";
 const STORED_KEY: &str = "stored-login-key-that-must-not-leak";
-const NOT_FOUND: &str = "credentials not found in native keychain\n";
 
 /// The corpus, with `\u{HEX}` escapes decoded; comment and blank lines dropped.
 fn corpus() -> Vec<String> {
@@ -37,23 +37,13 @@ fn decode(line: &str) -> String {
     out
 }
 
-fn run(home: &Path, action: &str, input: &str, debug: bool) -> Output {
-    let mut command = Command::new(BINARY);
-    command
-        .arg(action)
-        .env_clear()
-        .env("HOME", home)
-        .env("PATH", "/usr/bin:/bin")
-        .env("IBMCLOUD_API_KEY", ENV_KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+fn run(s: &Scenario, action: &str, input: &str, debug: bool) -> Output {
+    let run = s.cmd(&[action]).stdin(input);
     if debug {
-        command.env("DOCKER_CREDENTIAL_ICR_LOG", "debug");
+        run.env("DOCKER_CREDENTIAL_ICR_LOG", "debug").run()
+    } else {
+        run.run()
     }
-    let mut child = command.spawn().expect("spawn the helper");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn assert_no_key(what: &str, text: &str) {
@@ -75,49 +65,42 @@ fn the_corpus_is_large_enough_and_has_no_duplicates() {
 
 #[test]
 fn no_spoofed_server_url_yields_a_secret() {
-    let home = tempfile::tempdir().unwrap();
-    let config_dir = home.path().join(".config/docker-credential-icr");
-    fs::create_dir_all(&config_dir).unwrap();
-    fs::write(config_dir.join("config.json"), format!("{{\"apiKey\":\"{CONFIG_KEY}\"}}\n")).unwrap();
+    let mut home = Scenario::new();
+    home.set("IBMCLOUD_API_KEY", ENV_KEY);
+    home.write_config(&format!("{{\"apiKey\":\"{CONFIG_KEY}\"}}\n"));
     let login = format!(r#"{{"ServerURL":"us.icr.io","Username":"iamapikey","Secret":"{STORED_KEY}"}}"#);
-    let stored = run(home.path(), "store", &login, false);
-    assert!(stored.status.success(), "{stored:?}");
-    let credentials = config_dir.join("credentials.json");
+    run(&home, "store", &login, false).ok("");
+    let credentials = home.credentials_path();
     let before = fs::read(&credentials).unwrap();
 
     // The armed sources do answer for a real ICR host: the corpus is judged against a live setup.
-    let real = run(home.path(), "get", "us.icr.io\n", false);
-    assert_eq!(
-        String::from_utf8_lossy(&real.stdout),
-        format!("{{\"ServerURL\":\"us.icr.io\",\"Username\":\"iamapikey\",\"Secret\":\"{STORED_KEY}\"}}\n")
-    );
-    let real = run(home.path(), "get", "de.icr.io\n", false);
-    assert!(String::from_utf8_lossy(&real.stdout).contains(ENV_KEY), "{real:?}");
+    run(&home, "get", "us.icr.io\n", false).ok(&common::get_answer("us.icr.io", "iamapikey", STORED_KEY));
+    run(&home, "get", "de.icr.io\n", false).ok(&common::get_answer("de.icr.io", "iamapikey", ENV_KEY));
 
     let mut failures = Vec::new();
     for url in corpus() {
         for debug in [false, true] {
-            let get = run(home.path(), "get", &format!("{url}\n"), debug);
-            let (stdout, stderr) = (String::from_utf8_lossy(&get.stdout), String::from_utf8_lossy(&get.stderr));
+            let get = run(&home, "get", &format!("{url}\n"), debug);
+            let (stdout, stderr) = (get.stdout(), get.stderr());
             assert_no_key(&format!("get {url:?} stdout"), &stdout);
             assert_no_key(&format!("get {url:?} stderr"), &stderr);
-            if stdout != NOT_FOUND || get.status.code() != Some(1) || (!debug && !stderr.is_empty()) {
-                failures.push(format!("get {url:?} (debug: {debug}): {} {stdout:?} {stderr:?}", get.status));
+            if stdout != NOT_FOUND || get.code() != Some(1) || (!debug && !stderr.is_empty()) {
+                failures.push(format!("get {url:?} (debug: {debug}): {:?} {stdout:?} {stderr:?}", get.code()));
             }
         }
         let store = run(
-            home.path(),
+            &home,
             "store",
             &serde_json::json!({"ServerURL": url, "Username": "iamapikey", "Secret": "spoofed-store"}).to_string(),
             false,
         );
-        let stdout = String::from_utf8_lossy(&store.stdout);
-        if store.status.code() != Some(1) || stdout.contains("spoofed-store") {
-            failures.push(format!("store {url:?}: {} {stdout:?}", store.status));
+        let stdout = store.stdout();
+        if store.code() != Some(1) || stdout.contains("spoofed-store") {
+            failures.push(format!("store {url:?}: {:?} {stdout:?}", store.code()));
         }
-        let erase = run(home.path(), "erase", &format!("{url}\n"), false);
-        if erase.status.code() != Some(1) {
-            failures.push(format!("erase {url:?}: {}", erase.status));
+        let erase = run(&home, "erase", &format!("{url}\n"), false);
+        if erase.code() != Some(1) {
+            failures.push(format!("erase {url:?}: {:?}", erase.code()));
         }
     }
     assert!(failures.is_empty(), "{} spoofed URLs were answered:\n{}", failures.len(), failures.join("\n"));

@@ -13,18 +13,19 @@
 //! would leave a stray lock file in their directories.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{option_value, print, shown, wants_help};
+use super::{option_value, wants_help};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, Dir};
+use crate::invocation::{shown, Io};
 use crate::registry::{self, REGIONS};
+use crate::resolve;
+use crate::sys;
 
 /// The name docker turns into `docker-credential-icr`.
 const HELPER: &str = "icr";
@@ -61,12 +62,12 @@ struct Options {
     dry_run: bool,
 }
 
-pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32> {
-    if wants_help(args) {
-        print(stdout, USAGE)?;
+pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
+    if wants_help(io.args) {
+        io.print(USAGE)?;
         return Ok(0);
     }
-    let options = parse_args(args)?;
+    let options = parse_args(io.args)?;
     let hosts = hosts(ctx, &options)?;
     let mut targets = vec![docker_config_path(ctx, &options)?, containers_auth_path(ctx, &options)?];
     // REGISTRY_AUTH_FILE often points at docker's own file: edit it once.
@@ -87,7 +88,7 @@ pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32
                 report.push_str(&plan.write()?);
             }
         }
-        print(stdout, &report)?;
+        io.print(&report)?;
     }
     Ok(0)
 }
@@ -134,11 +135,10 @@ fn hosts(ctx: &Context, options: &Options) -> Result<Vec<String>> {
                 let registry = registry::parse_server_url(text)
                     .map_err(|e| Error::input(format!("--registries: `{}`: {e}", shown(text))))?;
                 if !options.remove {
-                    match ctx.is_ours(&registry) {
-                        Ok(true) => {}
-                        Ok(false) => ctx.log.warn(format_args!(
-                            "{registry} is not an ICR host and is not named in {}: `get` answers not-found for it until it is added under \"registries\" there",
-                            ctx.config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "the config file".into())
+                    match resolve::not_ours(ctx, &registry) {
+                        Ok(None) => {}
+                        Ok(Some(not_ours)) => ctx.log.warn(format_args!(
+                            "{not_ours}: `get` answers not-found for it until it is added under \"registries\" there"
                         )),
                         Err(e) => ctx.log.warn(format_args!("{e}")),
                     }
@@ -194,7 +194,7 @@ fn warn_if_not_on_path(ctx: &Context) {
     let found = ctx.env.get("PATH").is_some_and(|path| {
         std::env::split_paths(path).any(|dir| {
             fs::metadata(dir.join("docker-credential-icr"))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .is_ok_and(|m| m.is_file() && sys::is_executable(sys::mode(&m)))
         })
     });
     if !found {
@@ -223,11 +223,10 @@ fn plan(path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
         .map_err(|e| Error::failed(format!("cannot read {shown_path}: {e}; nothing was written")))?;
     let original = match bytes {
         Some(bytes) => {
-            let mode = fs::metadata(&path)
-                .map_err(|e| Error::failed(format!("cannot read {shown_path}: {e}; nothing was written")))?
-                .permissions()
-                .mode()
-                & 0o7777;
+            let mode = sys::mode(
+                &fs::metadata(&path)
+                    .map_err(|e| Error::failed(format!("cannot read {shown_path}: {e}; nothing was written")))?,
+            );
             Some((bytes, mode))
         }
         None => None,
@@ -266,7 +265,7 @@ fn plan(path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
     let new_text = if root == before { None } else { Some(render(&root, text)) };
     if new_text.is_some() {
         if let Some((_, mode)) = &original {
-            if mode & 0o222 == 0 {
+            if !sys::is_writable(*mode) {
                 return Err(Error::failed(format!(
                     "{shown_path} is read-only: make it writable to configure it (or see the change with --dry-run); nothing was written"
                 )));
@@ -390,12 +389,13 @@ impl Plan {
         match &self.original {
             Some((bytes, mode)) => {
                 let backup = backup_path(&self.path);
-                files::write_atomic_with_mode(&backup, bytes, *mode).map_err(|e| fail(&backup, e))?;
-                files::write_atomic_with_mode(&self.path, text.as_bytes(), *mode).map_err(|e| fail(&self.path, e))?;
+                files::write_atomic_with_mode(&backup, bytes, *mode, Dir::Chosen).map_err(|e| fail(&backup, e))?;
+                files::write_atomic_with_mode(&self.path, text.as_bytes(), *mode, Dir::Chosen)
+                    .map_err(|e| fail(&self.path, e))?;
                 Ok(format!("  written; the previous version is in {}\n", backup.display()))
             }
             None => {
-                files::write_atomic_with_mode(&self.path, text.as_bytes(), NEW_FILE_MODE)
+                files::write_atomic_with_mode(&self.path, text.as_bytes(), NEW_FILE_MODE, Dir::Chosen)
                     .map_err(|e| fail(&self.path, e))?;
                 Ok("  written\n".to_owned())
             }

@@ -12,16 +12,16 @@
 //! because std's `Command` resets it. A signal the terminal sent (Ctrl-C, hangup) has already
 //! reached the child through the foreground process group, so it is not sent a second time.
 
-use std::io::{self, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use super::{print, shown, wants_help};
+use super::wants_help;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::registry;
-use crate::resolve;
+use crate::invocation::{shown, Io};
+use crate::resolve::{self, Outcome};
+use crate::sys::signals;
 
 const USAGE: &str = "\
 Usage: docker-credential-icr exec <server URL> -- <command> [args…]
@@ -33,11 +33,10 @@ Runs the command with ICR_USERNAME, ICR_PASSWORD and CF_DOCKER_PASSWORD set to t
   docker-credential-icr exec us.icr.io -- cf push app --docker-image us.icr.io/ns/app --docker-username iamapikey
 ";
 
-const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32> {
+pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
+    let args = io.args;
     if wants_help(args) {
-        print(stdout, USAGE)?;
+        io.print(USAGE)?;
         return Ok(0);
     }
     let (server_url, command) = match args {
@@ -59,13 +58,19 @@ pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32
             shown(program)
         ))
     };
-    let registry = registry::parse_server_url(server_url).map_err(|e| not_found(&e.to_string()))?;
-    let answer = match resolve::credentials(ctx, &registry) {
-        Err(Error::NotFound) => return Err(not_found("get would answer not-found")),
-        Err(e) => return Err(Error::failed(format!("{e}; {} was not run", shown(program)))),
-        Ok(answer) if answer.username == "<token>" => return Err(not_found("get would answer not-found")),
-        Ok(answer) => answer,
+    let planned = resolve::plan(ctx, server_url, &mut |event| resolve::log_event(ctx.log, event))
+        .map_err(|e| Error::failed(format!("{e}; {} was not run", shown(program))))?;
+    let plan = match planned {
+        Outcome::Plan(plan) => plan,
+        Outcome::NotFound(resolve::NotFound::NotARegistry(e)) => return Err(not_found(&e.to_string())),
+        Outcome::NotFound(why) => {
+            why.log(ctx.log);
+            return Err(not_found("get would answer not-found"));
+        }
     };
+    let registry = plan.registry.clone();
+    let answer =
+        resolve::execute(ctx, plan).map_err(|e| Error::failed(format!("{e}; {} was not run", shown(program))))?;
     ctx.log.info(format_args!("running {} with the credentials for {registry} from {}", shown(program), answer.origin));
 
     let mut command = Command::new(program);
@@ -74,7 +79,7 @@ pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32
         .env("ICR_USERNAME", &answer.username)
         .env("ICR_PASSWORD", answer.secret.expose())
         .env("CF_DOCKER_PASSWORD", answer.secret.expose());
-    let signals = block_signals();
+    let blocked = signals::block();
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -85,62 +90,10 @@ pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32
         }
     };
     let reaped = Arc::new(Mutex::new(false));
-    forward_signals(signals, child.id() as libc::pid_t, Arc::clone(&reaped));
-    wait_without_reaping(child.id() as libc::pid_t);
+    signals::forward(blocked, child.id(), Arc::clone(&reaped));
+    signals::wait_without_reaping(child.id());
     // From here on the pid may be reused once reaped: the forwarder must not signal it.
     *reaped.lock().unwrap_or_else(|e| e.into_inner()) = true;
     let status = child.wait().map_err(|e| Error::failed(format!("cannot wait for {}: {e}", shown(program))))?;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => 1,
-    })
-}
-
-/// Blocks the forwarded signals in this thread (and the threads it starts); returns the set.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on a local, initialised set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in FORWARDED {
-            libc::sigaddset(&mut set, signal);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-/// Starts the thread that sends each blocked signal on to the child until it is reaped.
-fn forward_signals(set: libc::sigset_t, child: libc::pid_t, reaped: Arc<Mutex<bool>>) {
-    std::thread::spawn(move || loop {
-        // SAFETY: `set` is an initialised signal set and `info` a zeroed siginfo_t to fill.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let signal = unsafe { libc::sigwaitinfo(&set, &mut info) };
-        if signal < 0 {
-            continue; // EINTR
-        }
-        if info.si_code == libc::SI_KERNEL {
-            // Sent by the terminal to the whole foreground process group, the child included.
-            continue;
-        }
-        let reaped = reaped.lock().unwrap_or_else(|e| e.into_inner());
-        if !*reaped {
-            // SAFETY: `child` is our child, not yet reaped, so the pid is still its own.
-            unsafe { libc::kill(child, signal) };
-        }
-    });
-}
-
-/// Waits until the child has exited, leaving it a zombie so that its pid stays its own.
-fn wait_without_reaping(child: libc::pid_t) {
-    loop {
-        // SAFETY: `info` is a zeroed siginfo_t for waitid to fill.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let result =
-            unsafe { libc::waitid(libc::P_PID, child as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if result == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+    Ok(signals::exit_code(status))
 }

@@ -2,24 +2,22 @@
 //! the region, each source in order with the reason it did not apply, the mode, and the state of
 //! the cached IAM token. Secrets appear as a fingerprint (their last four characters) only.
 //!
-//! It walks the same [`source::sources`] and the same context (`mode`, `iam_endpoint`) as
-//! `resolve`, so what it says is what `get` does. Exit status 1 where `get` would not answer
+//! It renders the same plan `get` executes (`resolve::plan_registry`), and reports each source as
+//! that walk reaches it, so what it says is what `get` does. Exit status 1 where `get` would not answer
 //! with credentials. `--check` goes one step further and makes the IAM exchange.
 
 use std::fmt::Write as _;
-use std::io::Write;
 
-use super::{print, shown, wants_help};
-use crate::cli::token_cache;
+use super::wants_help;
 use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::iam::{cache, Grant, Token};
+use crate::error::{Error, Result, ERR_NOT_FOUND};
+use crate::iam::{cache, Cached, Grant, Token};
+use crate::invocation::{shown, Io};
 use crate::jwt;
 use crate::mode::Mode;
-use crate::protocol;
-use crate::registry::{self, Registry};
-use crate::resolve;
-use crate::source::{self, Credential, Found, Lookup};
+use crate::registry;
+use crate::resolve::{self, Event, NotFound, Outcome, Plan, Step, Take};
+use crate::source::Credential;
 
 const USAGE: &str = "\
 Usage: docker-credential-icr explain <server URL> [--check]
@@ -33,14 +31,14 @@ Options:
   --check    also make the IAM exchange and report IAM's answer
 ";
 
-pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32> {
-    if wants_help(args) {
-        print(stdout, USAGE)?;
+pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
+    if wants_help(io.args) {
+        io.print(USAGE)?;
         return Ok(0);
     }
     let mut server_url = None;
     let mut check = false;
-    for arg in args {
+    for arg in io.args {
         match arg.as_str() {
             "--check" => check = true,
             other if other.starts_with('-') => {
@@ -53,7 +51,7 @@ pub fn run(ctx: &Context, args: &[String], stdout: &mut dyn Write) -> Result<i32
     let server_url = server_url.ok_or_else(|| Error::input("no server URL given"))?;
     let mut report = Report::default();
     let status = explain(ctx, server_url, check, &mut report);
-    print(stdout, &report.0)?;
+    io.print(&report.0)?;
     Ok(status)
 }
 
@@ -65,9 +63,13 @@ impl Report {
         let _ = writeln!(self.0, "{:<13}{text}", format!("{label}:"));
     }
 
+    fn source(&mut self, n: usize, name: &str, text: impl std::fmt::Display) {
+        let _ = writeln!(self.0, "  {n}. {name}: {text}");
+    }
+
     /// The last line when `get` has no credentials to give.
     fn not_found(&mut self) -> i32 {
-        self.line("get answers", format_args!("{} (docker then pulls anonymously)", protocol::ERR_NOT_FOUND));
+        self.line("get answers", format_args!("{ERR_NOT_FOUND} (docker then pulls anonymously)"));
         1
     }
 
@@ -86,69 +88,46 @@ fn explain(ctx: &Context, server_url: &str, check: bool, report: &mut Report) ->
         }
     };
     report.line("registry", &registry);
-    match registry.icr() {
-        Some((region, kind)) => {
-            report.line("ICR", format_args!("yes, {kind} domain of region {}", region.id));
-        }
-        None => match ctx.is_ours(&registry) {
-            Ok(true) => report.line("ICR", format_args!("no, but named in the config file {}", config_path(ctx))),
-            Ok(false) => {
-                report.line(
-                    "ICR",
-                    format_args!(
-                        "no: not an IBM Cloud Container Registry host, and not named in the config file {}",
-                        config_path(ctx)
-                    ),
-                );
-                return report.not_found();
-            }
-            Err(e) => return report.failed(&e),
+    // The same walk `get` makes, reported as it goes.
+    let mut sources = 0;
+    let outcome = resolve::plan_registry(ctx, &registry, &mut |event| match event {
+        Event::Ours(registry) => match registry.icr() {
+            Some((region, kind)) => report.line("ICR", format_args!("yes, {kind} domain of region {}", region.id)),
+            None => report.line("ICR", format_args!("no, but named in the config file {}", config_path(ctx))),
         },
-    }
-    let mode = match ctx.mode(&registry) {
-        Ok(mode) => mode,
-        Err(e) => return report.failed(&e),
-    };
-    report.line("mode", mode);
-    let found = match sources(ctx, &registry, report) {
-        Ok(Some(found)) => found,
-        Ok(None) => return report.not_found(),
-        Err(e) => return report.failed(&e),
-    };
-    match answer(ctx, mode, &found, report) {
-        Ok(()) if check => self::check(ctx, mode, found, report),
-        Ok(()) => 0,
-        Err(e) => report.failed(&e),
-    }
-}
-
-/// Lists the sources `get` consults, up to the one that has a credential.
-fn sources(ctx: &Context, registry: &Registry, report: &mut Report) -> Result<Option<Found>> {
-    report.line("sources", "in the order get consults them");
-    for (n, source) in source::sources().iter().enumerate() {
-        match source.find(ctx, registry) {
-            Ok(Lookup::Missed(why)) => {
-                let _ = writeln!(report.0, "  {}. {}: {why}", n + 1, source.name());
-            }
-            Ok(Lookup::Found(found)) => {
-                let _ = writeln!(
-                    report.0,
-                    "  {}. {}: found {} {} in {}",
-                    n + 1,
-                    source.name(),
-                    found.credential.kind(),
-                    fingerprint(&found.credential),
-                    found.origin
-                );
-                return Ok(Some(found));
-            }
-            Err(e) => {
-                let _ = writeln!(report.0, "  {}. {}: error", n + 1, source.name());
-                return Err(e);
-            }
+        Event::Mode(mode) => {
+            report.line("mode", mode);
+            report.line("sources", "in the order get consults them");
         }
+        Event::Missed { source, why, .. } => {
+            sources += 1;
+            report.source(sources, source, why);
+        }
+        Event::Found { source, found, .. } => {
+            sources += 1;
+            let what =
+                format!("found {} {} in {}", found.credential.kind(), fingerprint(&found.credential), found.origin);
+            report.source(sources, source, what);
+        }
+        Event::Failed { source } => {
+            sources += 1;
+            report.source(sources, source, "error");
+        }
+    });
+    let plan = match outcome {
+        Ok(Outcome::Plan(plan)) => plan,
+        Ok(Outcome::NotFound(NotFound::NotOurs(not_ours))) => {
+            report.line("ICR", format_args!("no: {not_ours}"));
+            return report.not_found();
+        }
+        Ok(Outcome::NotFound(_)) => return report.not_found(),
+        Err(e) => return report.failed(&e),
+    };
+    answer(ctx, &plan, report);
+    if check {
+        return self::check(ctx, plan, report);
     }
-    Ok(None)
+    0
 }
 
 fn fingerprint(credential: &Credential) -> String {
@@ -159,48 +138,44 @@ fn fingerprint(credential: &Credential) -> String {
     }
 }
 
-/// What `get` answers with, and the cached token it would reuse.
-fn answer(ctx: &Context, mode: Mode, found: &Found, report: &mut Report) -> Result<()> {
+/// What `get` answers with, as the plan says, and the cached token it would reuse.
+fn answer(ctx: &Context, plan: &Plan, report: &mut Report) {
     let now = ctx.clock.now();
-    let Some(grant) = resolve::grant(mode, &found.credential) else {
-        let username = match &found.credential {
-            Credential::ApiKey(_) => Mode::ApiKey.username(),
-            Credential::Bearer(_) => Mode::Bearer.username(),
-            Credential::Refresh(_) => Mode::Refresh.username(),
-            Credential::Login { username, .. } => username,
-            Credential::TrustedProfile { .. } => unreachable!("a trusted profile is always exchanged"),
-        };
-        report
-            .line("answer", format_args!("username {username}, the {} as it is; no IAM call", found.credential.kind()));
-        if let Credential::Bearer(token) = &found.credential {
-            match jwt::expiry(token.expose()) {
-                Some(exp) if exp > now => report.line("token", format_args!("expires in {} s", exp - now)),
-                Some(exp) => report.line("token", format_args!("expired {} s ago", now - exp)),
-                None => report.line("token", "not a JWT: its expiry is unknown"),
+    let exchange = match &plan.step {
+        Step::Give(credential) => {
+            report.line(
+                "answer",
+                format_args!("username {}, the {} as it is; no IAM call", plan.username(), credential.kind()),
+            );
+            if let Credential::Bearer(token) = credential {
+                match jwt::expiry(token.expose()) {
+                    Some(exp) if exp > now => report.line("token", format_args!("expires in {} s", exp - now)),
+                    Some(exp) => report.line("token", format_args!("expired {} s ago", now - exp)),
+                    None => report.line("token", "not a JWT: its expiry is unknown"),
+                }
             }
+            return;
         }
-        return Ok(());
+        Step::Exchange(exchange) => exchange,
     };
-    let endpoint = ctx.iam_endpoint()?;
-    let username = if mode == Mode::Refresh && matches!(grant, Grant::ApiKey { .. }) {
-        Mode::Refresh.username()
-    } else {
-        Mode::Bearer.username()
-    };
-    if mode == Mode::Refresh && matches!(grant, Grant::CrToken { .. }) {
+    if matches!(exchange.grant, Grant::CrToken { .. }) && plan.mode == Mode::Refresh {
         report.line("note", "a trusted profile yields bearer tokens only, not refresh tokens");
     }
-    let what = if username == Mode::Refresh.username() { "refresh token" } else { "access token" };
-    report.line("answer", format_args!("username {username}, an IAM {what} from {}", endpoint.token_url()));
-    let Some(cache) = token_cache(ctx.env) else {
-        report.line("token cache", "off: every get asks IAM");
-        return Ok(());
+    let what = match exchange.take {
+        Take::Access => "access token",
+        Take::Refresh => "refresh token",
     };
-    match cache.peek(&endpoint, &grant, ctx.log) {
-        None => report.line("token cache", format_args!("empty: get asks IAM (cache in {})", cache.dir().display())),
-        Some(token) => report.line("token cache", describe_token(&token, now)),
+    report.line(
+        "answer",
+        format_args!("username {}, an IAM {what} from {}", plan.username(), exchange.endpoint.token_url()),
+    );
+    match ctx.exchange.cached(&exchange.endpoint, &exchange.grant) {
+        Cached::Off => report.line("token cache", "off: every get asks IAM"),
+        Cached::Empty(dir) => {
+            report.line("token cache", format_args!("empty: get asks IAM (cache in {})", dir.display()))
+        }
+        Cached::Token(token) => report.line("token cache", describe_token(&token, now)),
     }
-    Ok(())
 }
 
 fn describe_token(token: &Token, now: u64) -> String {
@@ -222,11 +197,13 @@ fn describe_token(token: &Token, now: u64) -> String {
 
 /// `--check`: the exchange `get` makes, through the token cache as `get` does; for an API key
 /// that `get` hands out as it is, an exchange that proves IAM accepts it.
-fn check(ctx: &Context, mode: Mode, found: Found, report: &mut Report) -> i32 {
-    let grant = match (resolve::grant(mode, &found.credential), &found.credential) {
-        (Some(grant), _) => grant,
-        (None, Credential::ApiKey(key)) => Grant::ApiKey { apikey: key.clone(), refresh: false },
-        (None, credential) => {
+fn check(ctx: &Context, plan: Plan, report: &mut Report) -> i32 {
+    let (endpoint, grant, take) = match plan.step {
+        Step::Exchange(exchange) => (Ok(exchange.endpoint), exchange.grant, exchange.take),
+        Step::Give(Credential::ApiKey(apikey)) => {
+            (ctx.iam_endpoint(), Grant::ApiKey { apikey, refresh: false }, Take::Access)
+        }
+        Step::Give(credential) => {
             report.line(
                 "check",
                 format_args!("nothing to exchange: the {} goes to the registry as it is", credential.kind()),
@@ -234,18 +211,16 @@ fn check(ctx: &Context, mode: Mode, found: Found, report: &mut Report) -> i32 {
             return 0;
         }
     };
-    match ctx.iam_endpoint().and_then(|endpoint| ctx.exchange.exchange(&endpoint, &grant)) {
+    match endpoint.and_then(|endpoint| ctx.exchange.exchange(&endpoint, &grant)) {
         Ok(token) => {
             let expiry = token.expires_at.saturating_sub(ctx.clock.now());
-            let refresh = match (&grant, &token.refresh) {
-                (Grant::ApiKey { refresh: true, .. }, Some(refresh)) => {
-                    format!(", refresh token {}", refresh.fingerprint())
-                }
-                (Grant::ApiKey { refresh: true, .. }, None) => {
+            let refresh = match (take, &token.refresh) {
+                (Take::Refresh, Some(refresh)) => format!(", refresh token {}", refresh.fingerprint()),
+                (Take::Refresh, None) => {
                     report.line("check", "IAM issued no refresh token for client bx, so get fails: use mode iambearer");
                     return 1;
                 }
-                _ => String::new(),
+                (Take::Access, _) => String::new(),
             };
             report.line(
                 "check",

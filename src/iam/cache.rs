@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Endpoint, Exchange, Grant, Profile, Token};
+use super::endpoint::Endpoint;
+use super::exchange::{Cached, Exchange, Grant, Profile, Token};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, Dir};
 use crate::log::Log;
+use crate::paths::Place;
 use crate::secret::Secret;
 
 const VERSION: u32 = 1;
@@ -81,14 +83,15 @@ pub fn is_usable(token: &Token, now: u64) -> bool {
     now.saturating_add(MIN_REMAINING) < token.expires_at
 }
 
-/// Where the tokens live, or nothing when caching is off.
+/// Where the tokens live.
 pub struct TokenCache {
     dir: PathBuf,
+    whose: Dir,
 }
 
 impl TokenCache {
-    pub fn new(dir: PathBuf) -> Self {
-        TokenCache { dir }
+    pub fn new(place: Place) -> Self {
+        TokenCache { dir: place.path, whose: place.dir }
     }
 
     pub fn dir(&self) -> &Path {
@@ -124,13 +127,13 @@ impl TokenCache {
     fn write(&self, path: &Path, entry: &Entry, log: &Log) {
         let bytes = serde_json::to_vec(entry).expect("cache entries always serialize");
         // A cache that cannot be written costs an exchange next time, nothing more.
-        if let Err(e) = files::write_atomic(path, &bytes) {
+        if let Err(e) = files::write_atomic(path, &bytes, self.whose) {
             log.warn(format_args!("cannot write token cache file {}: {e}", path.display()));
         }
     }
 
     /// The cached token for this grant, fresh or not, for `explain`.
-    pub fn peek(&self, endpoint: &Endpoint, grant: &Grant, log: &Log) -> Option<Token> {
+    fn peek(&self, endpoint: &Endpoint, grant: &Grant, log: &Log) -> Option<Token> {
         self.read(&self.path(endpoint, grant), log).and_then(|e| e.token).map(Token::from)
     }
 }
@@ -191,16 +194,26 @@ pub struct CachedExchange<'a> {
 
 impl Exchange for CachedExchange<'_> {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
-        self.cached(endpoint, grant, None)
+        self.through_cache(endpoint, grant, None)
     }
 
     fn exchange_as(&self, endpoint: &Endpoint, grant: &Grant, identity: &str) -> Result<Token> {
-        self.cached(endpoint, grant, Some(identity))
+        self.through_cache(endpoint, grant, Some(identity))
+    }
+
+    fn cached(&self, endpoint: &Endpoint, grant: &Grant) -> Cached {
+        match &self.cache {
+            None => Cached::Off,
+            Some(cache) => match cache.peek(endpoint, grant, self.log) {
+                Some(token) => Cached::Token(token),
+                None => Cached::Empty(cache.dir().to_owned()),
+            },
+        }
     }
 }
 
 impl CachedExchange<'_> {
-    fn cached(&self, endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> Result<Token> {
+    fn through_cache(&self, endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> Result<Token> {
         let Some(cache) = &self.cache else { return self.inner.exchange(endpoint, grant) };
         let path = cache.path_as(endpoint, grant, identity);
         let started = self.clock.now();
@@ -209,7 +222,7 @@ impl CachedExchange<'_> {
             return Ok(token);
         }
         let waited = Instant::now();
-        let lock = files::lock(&files::lock_path(&path), self.lock_timeout)
+        let lock = files::lock(&files::lock_path(&path), self.lock_timeout, cache.whose)
             .map_err(|e| Error::failed(format!("cannot lock token cache {}: {e}", path.display())))?;
         let Some(_lock) = lock else {
             // Whoever holds the lock is still talking to IAM after the longest an exchange
@@ -319,7 +332,7 @@ mod tests {
         let log = Log::new(Level::Debug, &mut sink);
         let cached = CachedExchange {
             inner: &inner,
-            cache: Some(TokenCache::new(tmp.path().to_owned())),
+            cache: Some(TokenCache::new(Place { path: tmp.path().to_owned(), dir: Dir::Chosen })),
             clock: &clock,
             log: &log,
             lock_timeout: Duration::from_secs(1),

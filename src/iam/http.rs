@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::{Endpoint, Exchange, Grant, Profile, Token};
+use super::endpoint::Endpoint;
+use super::exchange::{Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
 use crate::error::{Error, Result};
 use crate::jwt;
 use crate::secret::Secret;
@@ -213,7 +214,7 @@ fn parse_token(endpoint: &Endpoint, body: &str, now: u64, grant: &Grant) -> Resu
         [response.expires_in.map(|seconds| now.saturating_add(seconds)), response.expiration, jwt::expiry(&access)]
             .into_iter()
             .flatten()
-            .fold(now.saturating_add(super::MAX_TOKEN_LIFETIME), u64::min);
+            .fold(now.saturating_add(MAX_TOKEN_LIFETIME), u64::min);
     if expires_at <= now {
         return Err(Error::failed(format!(
             "IAM at {endpoint} answered with a token that had already expired when it arrived: check this machine's clock"

@@ -1,71 +1,13 @@
-//! IBM Cloud IAM: the endpoint, the grants the helper exchanges, and the tokens that come back.
-//!
-//! The exchange sits behind the small [`Exchange`] trait so that the dispatcher and the
-//! credential sources do not know whether a token came from the network, the cache or a test.
+//! IBM Cloud IAM: the endpoint ([`endpoint`]), the grants the helper exchanges and the tokens
+//! that come back ([`exchange`]), the exchange over HTTPS ([`http`]) and the token cache in front
+//! of it ([`cache`]).
 
 pub mod cache;
 pub mod endpoint;
+pub mod exchange;
 pub mod http;
 
 pub use cache::{CachedExchange, TokenCache};
 pub use endpoint::Endpoint;
+pub use exchange::{Cached, Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
 pub use http::HttpExchange;
-
-use crate::error::Result;
-use crate::secret::Secret;
-
-/// The longest an IAM access token lives: IAM issues them for at most 60 minutes
-/// (`expires_in: 3600`). A lifetime IAM claims beyond this is taken to be this, so that no answer,
-/// however odd, makes a token look valid for longer than IAM ever lets one live.
-pub const MAX_TOKEN_LIFETIME: u64 = 3600;
-
-/// Which trusted profile a compute-resource token is exchanged for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Profile {
-    Id(String),
-    Name(String),
-}
-
-impl std::fmt::Display for Profile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Profile::Id(id) => write!(f, "profile id {id}"),
-            Profile::Name(name) => write!(f, "profile name {name}"),
-        }
-    }
-}
-
-/// What is handed to IAM in exchange for a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
-    /// `urn:ibm:params:oauth:grant-type:apikey`; with `refresh`, as client `bx`, which is the only
-    /// way IAM hands out a refresh token for an API key.
-    ApiKey { apikey: Secret, refresh: bool },
-    /// `urn:ibm:params:oauth:grant-type:cr-token` for a trusted profile.
-    CrToken { cr_token: Secret, profile: Profile },
-}
-
-/// A token IAM issued.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub access: Secret,
-    pub refresh: Option<Secret>,
-    /// Unix seconds.
-    pub issued_at: u64,
-    /// Unix seconds.
-    pub expires_at: u64,
-}
-
-/// Turns a grant into a token.
-pub trait Exchange {
-    fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token>;
-
-    /// Like `exchange`, for a grant whose credential changes all the time while whom it speaks
-    /// for does not (a Kubernetes service account token: a new one per pod): a cache keeps the
-    /// token under `identity` instead of under the credential. The caller vouches that every
-    /// credential it passes with one identity buys the same access.
-    fn exchange_as(&self, endpoint: &Endpoint, grant: &Grant, identity: &str) -> Result<Token> {
-        let _ = identity;
-        self.exchange(endpoint, grant)
-    }
-}

@@ -5,15 +5,16 @@
 //! The kubelet runs the plugin once per image it has no cached credential for, with a
 //! `CredentialProviderRequest` on stdin, and reads a `CredentialProviderResponse` from stdout.
 //! Its convention is not docker's: errors go to stderr with a non-zero exit and nothing on stdout
-//! (the kubelet then pulls without credentials and logs the error), so `cli` hands this action
-//! its streams before the docker protocol actions.
+//! (the kubelet then pulls without credentials and logs the error); the dispatch table in `cli`
+//! knows this action by that convention.
 //!
 //! Two paths to a credential:
 //! - The request carries the pod's `serviceAccountToken` and a trusted profile is known (a
 //!   service account annotation, the config file, `IBMCLOUD_CR_PROFILE`): the token is exchanged
 //!   at IAM as a compute-resource token, and the pod pulls as its own service account with no key
 //!   stored anywhere.
-//! - Otherwise the node's own credentials, exactly as `get` finds them (`resolve::credentials`).
+//! - Otherwise the node's own credentials, planned exactly as `get` plans them
+//!   (`resolve::plan_registry`).
 //!
 //! `cacheDuration` never outlives the secret and is never absurd: a bearer token gets half of
 //! what is left of its life, and never more than half of the longest life IAM gives a token
@@ -22,29 +23,25 @@
 //! configured `kubeletCacheDuration` (at most a year). A response without credentials says
 //! `0s`, so that a fixed config takes effect on the next pull.
 
-pub mod duration;
 mod identity;
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 
-use crate::config::KeySource;
 use crate::context::Context;
+use crate::duration;
 use crate::error::{Error, Result};
-use crate::iam::{self, Grant, Profile};
-use crate::jwt;
+use crate::iam;
+use crate::invocation::Io;
 use crate::mode::Mode;
+use crate::protocol;
 use crate::registry::{self, Registry};
-use crate::resolve;
+use crate::resolve::{self, Answer, Outcome};
 use crate::secret::Secret;
-use crate::{protocol, source};
+use crate::source;
 use wire::{AuthConfig, Request, Response};
 
-/// The annotation that names the trusted profile of a service account's pods by id.
-pub const PROFILE_ID_ANNOTATION: &str = "icr.ibm.com/trusted-profile-id";
-/// The annotation that names the trusted profile of a service account's pods by name.
-pub const PROFILE_NAME_ANNOTATION: &str = "icr.ibm.com/trusted-profile-name";
+pub use source::{PROFILE_ID_ANNOTATION, PROFILE_NAME_ANNOTATION};
 
 /// `kubeletCacheDuration` when the config file does not set it: an hour, as long as an IAM
 /// token lives, so that a rotated API key reaches every node within the hour.
@@ -56,27 +53,13 @@ pub const REFRESH_CACHE_SECONDS: u64 = 600;
 /// far inside Go's `time.Duration` (about 292 years).
 pub const MAX_CACHE_SECONDS: u64 = duration::MAX_SECONDS;
 
-/// Runs the action: the response on `stdout` and exit status 0, or one error line on stderr (via
-/// the log) and exit status 1 with nothing on stdout.
-pub fn serve(ctx: &Context, stdin: &mut dyn Read, stdout: &mut dyn Write) -> i32 {
-    let result = read_request(stdin).and_then(|input| respond(ctx, &input));
-    match result {
-        Ok(line) => match stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()) {
-            Ok(()) => 0,
-            Err(e) => {
-                ctx.log.error(format_args!("kubelet: cannot write the response to standard output: {e}"));
-                1
-            }
-        },
-        Err(e) => {
-            ctx.log.error(format_args!("kubelet: {e}"));
-            1
-        }
-    }
-}
-
-fn read_request(stdin: &mut dyn Read) -> Result<String> {
-    protocol::read_limited(stdin, "the request", "a CredentialProviderRequest")
+/// The action: the response on stdout and exit status 0; an error goes back to the dispatcher,
+/// which reports it on stderr with nothing on stdout, as the kubelet expects.
+pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
+    let input = protocol::read_limited(&mut io.stdin, "the request", "a CredentialProviderRequest")?;
+    let line = respond(ctx, &input)?;
+    io.print(&line)?;
+    Ok(0)
 }
 
 /// The response line for one request.
@@ -99,56 +82,79 @@ pub fn respond(ctx: &Context, input: &str) -> Result<String> {
 
 /// What goes into the response: the `auth` entry (key, username, password), if any, and how long
 /// the kubelet may cache it.
-struct Answer {
+struct Reply {
     auth: Option<(String, String, Secret)>,
     cache_seconds: u64,
 }
 
-impl Answer {
-    fn none() -> Answer {
-        Answer { auth: None, cache_seconds: 0 }
+impl Reply {
+    fn none() -> Reply {
+        Reply { auth: None, cache_seconds: 0 }
     }
 }
 
-fn answer(ctx: &Context, request: &Request) -> Result<Answer> {
+fn answer(ctx: &Context, request: &Request) -> Result<Reply> {
     let Some(host) = registry_of(&request.image) else {
         ctx.log.debug(format_args!("kubelet: image {} is on Docker Hub, not ICR", wire::printable(&request.image)));
-        return Ok(Answer::none());
+        return Ok(Reply::none());
     };
     let registry = registry::parse_server_url(host)
         .map_err(|e| Error::input(format!("image `{}`: {e}", wire::printable(&request.image))))?;
-    if !ctx.is_ours(&registry)? {
-        ctx.log.debug(format_args!("kubelet: {registry} is not an ICR host and not named in the config file"));
-        return Ok(Answer::none());
-    }
     // The key the kubelet matches the image against: the registry as the image writes it, which
     // is also what the kubelet's own `Registry` cache key is made of.
     let key = host.to_owned();
     if let Some(token) = &request.service_account_token {
-        if let Some((profile, from)) = profile(ctx, &registry, &request.service_account_annotations)? {
-            ctx.log.debug(format_args!(
-                "kubelet: {registry}: exchanging the pod's service account token for {profile} ({from})"
-            ));
-            return service_account_answer(ctx, key, token, profile);
+        if let Some(plan) = service_account_plan(ctx, &registry, token, &request.service_account_annotations)? {
+            let answer = resolve::execute(ctx, plan)?;
+            return reply(ctx, key, answer);
         }
+    }
+    match resolve::plan_registry(ctx, &registry, &mut |event| resolve::log_event(ctx.log, event))? {
+        Outcome::Plan(plan) => {
+            let answer = resolve::execute(ctx, plan)?;
+            ctx.log.debug(format_args!("kubelet: {registry}: {} from {}", answer.username, answer.origin));
+            reply(ctx, key, answer)
+        }
+        Outcome::NotFound(why) => {
+            why.log(ctx.log);
+            Ok(Reply::none())
+        }
+    }
+}
+
+/// The plan for the pod's service account token, when a trusted profile is named for it;
+/// `None` when the pod gets the node's credentials (and for a registry that is not ours).
+fn service_account_plan(
+    ctx: &Context,
+    registry: &Registry,
+    token: &Secret,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<resolve::Plan>> {
+    if resolve::not_ours(ctx, registry)?.is_some() {
+        return Ok(None);
+    }
+    let Some((profile, from)) = source::service_account_profile(ctx, registry, annotations)? else {
         ctx.log.debug(format_args!(
             "kubelet: {registry}: no trusted profile for service account tokens; using the node's credentials"
         ));
+        return Ok(None);
+    };
+    ctx.log
+        .debug(format_args!("kubelet: {registry}: exchanging the pod's service account token for {profile} ({from})"));
+    let identity = identity::of(token.expose(), ctx.clock.now());
+    if identity.is_none() {
+        ctx.log.debug(format_args!(
+            "kubelet: the service account token names no unexpired service account; caching under the token itself"
+        ));
     }
-    match resolve::credentials(ctx, &registry) {
-        Ok(found) => {
-            let cache_seconds = cache_seconds(ctx, &found.username, &found.secret)?;
-            ctx.log.debug(format_args!(
-                "kubelet: {registry}: {} from {}, cached for {}",
-                found.username,
-                found.origin,
-                duration::format(cache_seconds)
-            ));
-            Ok(Answer { auth: Some((key, found.username, found.secret)), cache_seconds })
-        }
-        Err(Error::NotFound) => Ok(Answer::none()),
-        Err(e) => Err(e),
-    }
+    resolve::service_account_plan(ctx, registry, token, profile, identity, from).map(Some)
+}
+
+/// The reply for an answer, with how long the kubelet may cache it.
+fn reply(ctx: &Context, key: String, answer: Answer) -> Result<Reply> {
+    let cache_seconds = cache_seconds(ctx, &answer)?;
+    ctx.log.debug(format_args!("kubelet: {key}: cached for {}", duration::format(cache_seconds)));
+    Ok(Reply { auth: Some((key, answer.username, answer.secret)), cache_seconds })
 }
 
 /// The registry part of an image reference, as docker's reference grammar reads it: the first
@@ -159,66 +165,13 @@ pub fn registry_of(image: &str) -> Option<&str> {
     (first.contains(['.', ':']) || first == "localhost").then_some(first)
 }
 
-/// The trusted profile for the pod's service account, and where it was named: its annotation
-/// (only annotations the kubelet's `CredentialProviderConfig` lists ever reach the plugin, so
-/// listing them there is the permission to use them), the config file's entry for the registry,
-/// `IBMCLOUD_CR_PROFILE`, the config file's default. `None`: use the node's credentials.
-fn profile(
-    ctx: &Context,
-    registry: &Registry,
-    annotations: &BTreeMap<String, String>,
-) -> Result<Option<(Profile, String)>> {
-    let annotated = |key: &str| annotations.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
-    match (annotated(PROFILE_ID_ANNOTATION), annotated(PROFILE_NAME_ANNOTATION)) {
-        (Some(_), Some(_)) => {
-            return Err(Error::failed(format!(
-                "the service account has both {PROFILE_ID_ANNOTATION} and {PROFILE_NAME_ANNOTATION}: keep one"
-            )))
-        }
-        (Some(id), None) => return Ok(Some((Profile::Id(id.to_owned()), PROFILE_ID_ANNOTATION.to_owned()))),
-        (None, Some(name)) => return Ok(Some((Profile::Name(name.to_owned()), PROFILE_NAME_ANNOTATION.to_owned()))),
-        (None, None) => {}
-    }
-    let config = ctx.config()?;
-    if let Some((entry, credential)) = config.and_then(|c| c.resolve(registry).credential) {
-        // The registry's own entry decides, whatever it holds: a key there means the node's key.
-        return Ok(match credential {
-            KeySource::TrustedProfile(tp) => Some((tp.profile.clone(), format!("config entry {entry}"))),
-            _ => None,
-        });
-    }
-    if let Some(value) = ctx.env.get("IBMCLOUD_CR_PROFILE") {
-        return Ok(Some((source::profile_ref(value), "IBMCLOUD_CR_PROFILE".to_owned())));
-    }
-    Ok(match config.and_then(|c| c.default.credential.as_ref()) {
-        Some(KeySource::TrustedProfile(tp)) => Some((tp.profile.clone(), "config default".to_owned())),
-        _ => None,
-    })
-}
-
-/// Exchanges the pod's service account token for a bearer token of `profile`.
-fn service_account_answer(ctx: &Context, key: String, token: &Secret, profile: Profile) -> Result<Answer> {
-    let endpoint = ctx.iam_endpoint()?;
-    let grant = Grant::CrToken { cr_token: token.clone(), profile };
-    let bearer = match identity::of(token.expose(), ctx.clock.now()) {
-        Some(identity) => ctx.exchange.exchange_as(&endpoint, &grant, &identity)?,
-        None => {
-            ctx.log.debug(format_args!(
-                "kubelet: the service account token names no unexpired service account; caching under the token itself"
-            ));
-            ctx.exchange.exchange(&endpoint, &grant)?
-        }
-    };
-    let cache_seconds = half_of_remaining(bearer.expires_at, ctx.clock.now());
-    Ok(Answer { auth: Some((key, Mode::Bearer.username().to_owned(), bearer.access)), cache_seconds })
-}
-
-/// How long the kubelet may cache a credential handed out under `username`.
-fn cache_seconds(ctx: &Context, username: &str, secret: &Secret) -> Result<u64> {
+/// How long the kubelet may cache an answer: a token for half of what is left of its life (not
+/// at all when that cannot be known), a refresh token briefly, anything else for the
+/// configured `kubeletCacheDuration`.
+fn cache_seconds(ctx: &Context, answer: &Answer) -> Result<u64> {
     let configured = ctx.config()?.and_then(|c| c.kubelet_cache_duration).unwrap_or(DEFAULT_CACHE_SECONDS);
-    Ok(match Mode::from_username(username) {
-        // A token whose expiry cannot be read is not cached at all.
-        Some(Mode::Bearer) => jwt::expiry(secret.expose()).map_or(0, |exp| half_of_remaining(exp, ctx.clock.now())),
+    Ok(match Mode::from_username(&answer.username) {
+        Some(Mode::Bearer) => answer.expires_at.map_or(0, |exp| half_of_remaining(exp, ctx.clock.now())),
         Some(Mode::Refresh) => configured.min(REFRESH_CACHE_SECONDS),
         Some(Mode::ApiKey) | None => configured,
     })

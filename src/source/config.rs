@@ -1,9 +1,12 @@
 //! Sources 2 and 4: the config file's entry for the registry (host, then region) and its default.
 
-use super::{environment, read_secret_file, Credential, Found, Lookup, Source};
+use super::credential::{read_secret_file, Credential, Found, Lookup, Source};
+use super::environment;
 use crate::config::KeySource;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::iam::Profile;
+use crate::mode::Mode;
 use crate::registry::Registry;
 use crate::secret::Secret;
 
@@ -14,7 +17,7 @@ impl Source for ConfigEntry {
         "config entry"
     }
 
-    fn find(&self, ctx: &Context, registry: &Registry) -> Result<Lookup> {
+    fn find(&self, ctx: &Context, registry: &Registry, _mode: Mode) -> Result<Lookup> {
         let Some(config) = ctx.config()? else {
             return Ok(Lookup::Missed("no config file".to_owned()));
         };
@@ -38,7 +41,7 @@ impl Source for ConfigDefault {
         "config default"
     }
 
-    fn find(&self, ctx: &Context, _registry: &Registry) -> Result<Lookup> {
+    fn find(&self, ctx: &Context, _registry: &Registry, _mode: Mode) -> Result<Lookup> {
         let Some(config) = ctx.config()? else {
             return Ok(Lookup::Missed("no config file".to_owned()));
         };
@@ -49,6 +52,29 @@ impl Source for ConfigDefault {
             }
             None => Ok(Lookup::Missed(format!("config file {} has no default credential", config.path.display()))),
         }
+    }
+}
+
+impl ConfigEntry {
+    /// For a service account's token: `Some` when the registry (or its region) has an entry
+    /// with a credential, which decides whatever it is — the trusted profile it names, or none
+    /// (a key there means the node's key).
+    pub fn profile(ctx: &Context, registry: &Registry) -> Result<Option<Option<(Profile, String)>>> {
+        let resolved = ctx.config()?.and_then(|c| c.resolve(registry).credential);
+        Ok(resolved.map(|(entry, credential)| match credential {
+            KeySource::TrustedProfile(tp) => Some((tp.profile.clone(), format!("config entry {entry}"))),
+            _ => None,
+        }))
+    }
+}
+
+impl ConfigDefault {
+    /// For a service account's token: the default's trusted profile, if that is what it holds.
+    pub fn profile(ctx: &Context) -> Result<Option<(Profile, String)>> {
+        Ok(match ctx.config()?.and_then(|c| c.default.credential.as_ref()) {
+            Some(KeySource::TrustedProfile(tp)) => Some((tp.profile.clone(), "config default".to_owned())),
+            _ => None,
+        })
     }
 }
 

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use super::{read_secret_file, secret_value, Credential, Found, Lookup, Source};
+use super::credential::{read_secret_file, secret_value, Credential, Found, Lookup, Source};
 use crate::context::Context;
 use crate::error::Result;
 use crate::iam::Profile;
+use crate::mode::Mode;
 use crate::registry::Registry;
 use crate::secret::Secret;
 
@@ -28,7 +29,7 @@ impl Source for Environment {
         "environment"
     }
 
-    fn find(&self, ctx: &Context, _registry: &Registry) -> Result<Lookup> {
+    fn find(&self, ctx: &Context, _registry: &Registry, _mode: Mode) -> Result<Lookup> {
         for name in API_KEY_VARS {
             if let Some(value) = ctx.env.get(name) {
                 let key = secret_value(value, name)?;
@@ -64,6 +65,13 @@ impl Source for Environment {
     }
 }
 
+impl Environment {
+    /// For a service account's token: the profile `IBMCLOUD_CR_PROFILE` names.
+    pub fn profile(ctx: &Context) -> Option<(Profile, String)> {
+        ctx.env.get("IBMCLOUD_CR_PROFILE").map(|value| (profile_ref(value), "IBMCLOUD_CR_PROFILE".to_owned()))
+    }
+}
+
 fn found(credential: Credential, origin: &str) -> Lookup {
     Lookup::Found(Found { credential, origin: origin.to_owned() })
 }
@@ -92,9 +100,9 @@ pub fn cr_token(ctx: &Context) -> Result<Option<(Secret, String)>> {
     if let Some(value) = ctx.env.get("IBMCLOUD_CR_TOKEN") {
         return Ok(Some((secret_value(value, "IBMCLOUD_CR_TOKEN")?, "IBMCLOUD_CR_TOKEN".to_owned())));
     }
-    for path in ctx.env.cr_token_paths() {
-        if let Ok(token) = read_secret_file(Path::new(&path), "compute-resource token") {
-            return Ok(Some((token, path)));
+    for path in DEFAULT_CR_TOKEN_PATHS {
+        if let Ok(token) = read_secret_file(Path::new(path), "compute-resource token") {
+            return Ok(Some((token, path.to_owned())));
         }
     }
     Ok(None)

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::{environment::strip_bearer, Credential, Found, Lookup, Source};
+use super::credential::{Credential, Found, Lookup, Source};
+use super::environment::strip_bearer;
 use crate::context::Context;
 use crate::error::Result;
 use crate::files;
@@ -24,7 +25,7 @@ impl Source for CliSession {
         "ibmcloud CLI session"
     }
 
-    fn find(&self, ctx: &Context, registry: &Registry) -> Result<Lookup> {
+    fn find(&self, ctx: &Context, _registry: &Registry, mode: Mode) -> Result<Lookup> {
         let Some(path) = session_file(ctx) else {
             return Ok(Lookup::Missed("no HOME, IBMCLOUD_HOME or IBMCLOUD_CONFIG_HOME".to_owned()));
         };
@@ -56,7 +57,7 @@ impl Source for CliSession {
             .map(strip_bearer)
             .filter(|t| jwt::expiry(t).is_some_and(|exp| exp > ctx.clock.now().saturating_add(MIN_REMAINING)));
         let bearer = bearer.map(Secret::new);
-        let wants_bearer = ctx.mode(registry)? == Mode::Bearer;
+        let wants_bearer = mode == Mode::Bearer;
         let credential = match (refresh, bearer) {
             (_, Some(b)) if wants_bearer => Credential::Bearer(b),
             (Some(r), _) => Credential::Refresh(r),

@@ -1,6 +1,6 @@
 //! Source 1: the login `store` kept for exactly this registry.
 
-use super::{Credential, Found, Lookup, Source};
+use super::credential::{Credential, Found, Lookup, Source};
 use crate::context::Context;
 use crate::error::Result;
 use crate::mode::Mode;
@@ -13,11 +13,10 @@ impl Source for StoredLogin {
         "stored login"
     }
 
-    fn find(&self, ctx: &Context, registry: &Registry) -> Result<Lookup> {
-        if ctx.config_path().is_none() {
+    fn find(&self, ctx: &Context, registry: &Registry, _mode: Mode) -> Result<Lookup> {
+        let Some(logins) = ctx.logins() else {
             return Ok(Lookup::Missed("no config directory, so no stored logins".to_owned()));
-        }
-        let logins = ctx.logins()?;
+        };
         let Some(login) = logins.get(registry)? else {
             return Ok(Lookup::Missed(format!("no login stored for {registry} in {}", logins.path().display())));
         };

@@ -1,13 +1,14 @@
-//! Shared harness for the end-to-end tests: real container clients (skopeo today; podman,
-//! buildah and docker later) driving the built `docker-credential-icr` against a real registry
-//! on loopback.
+//! The end-to-end tests' own support: real container clients (docker, podman, buildah, skopeo)
+//! driving the built `docker-credential-icr` against a real registry on loopback. The binary
+//! itself comes from the one harness, `tests/common`, which every test binary includes too.
 //!
 //! - [`registry`]: a throwaway CA, a TLS certificate and a CNCF distribution registry process.
 //! - [`image`]: a tiny OCI image layout built in-process, so pushes need no internet.
 //! - this file: [`Helper`], an isolated HOME with the helper on `PATH`, and [`Helper::run`], which
 //!   runs a client in that environment with a bounded timeout.
 //!
-//! Every test binary includes this module with `mod support;` and uses only part of it.
+//! Every end-to-end test binary includes this module with `mod support;` (after `mod common;`)
+//! and uses only part of it.
 #![allow(dead_code)]
 
 pub mod clients;
@@ -149,7 +150,7 @@ impl Helper {
 
     /// The binary cargo built for this test run.
     pub fn binary() -> &'static Path {
-        Path::new(env!("CARGO_BIN_EXE_docker-credential-icr"))
+        Path::new(crate::common::BIN)
     }
 
     pub fn new() -> Helper {

@@ -1,4 +1,6 @@
-//! The kubelet's side of the exec-plugin API, as strict as the kubelet is, and a little stricter.
+//! The kubelet's side of the exec-plugin API, as strict as the kubelet is, and a little stricter:
+//! requests shaped as the kubelet encodes them, a node to run the plugin on, and a decoder for
+//! every response ([`decode`]), which [`kubelet`] applies to each one the tests produce.
 //!
 //! What the kubelet (Kubernetes 1.36, `pkg/credentialprovider/plugin/plugin.go`) does with the
 //! plugin's stdout: it reads the `apiVersion` and refuses one other than the provider's
@@ -18,8 +20,93 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use base64::Engine;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Output, Scenario};
+
+pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";
+pub const V1BETA1: &str = "credentialprovider.kubelet.k8s.io/v1beta1";
+
+/// A node: a fresh HOME, and the config file and token cache where the shipped
+/// `CredentialProviderConfig` puts them (its `env`), with `config` in that file.
+pub fn node(config: &Value, iam: Option<&fake_iam::FakeIam>) -> Scenario {
+    let mut s = match iam {
+        Some(iam) => Scenario::with_iam(iam),
+        None => Scenario::new(),
+    };
+    let path = s.root().join("etc/docker-credential-icr/config.json");
+    super::write_file(&path, &serde_json::to_string_pretty(config).unwrap());
+    let cache = s.root().join("var/cache/docker-credential-icr");
+    s.set("DOCKER_CREDENTIAL_ICR_CONFIG", &path).set("DOCKER_CREDENTIAL_ICR_CACHE_DIR", cache);
+    s
+}
+
+/// A scenario as a node's kubelet runs the plugin.
+pub trait Node {
+    /// Runs `docker-credential-icr kubelet` with `request` on stdin, and reads what it printed
+    /// as the kubelet does: a failure is a non-zero exit with nothing to decode; a success is a
+    /// response its strict decoder takes, in the version the request was made in.
+    fn kubelet(&self, request: &str) -> Output;
+}
+
+impl Node for Scenario {
+    #[track_caller]
+    fn kubelet(&self, request: &str) -> Output {
+        kubelet(self, request)
+    }
+}
+
+#[track_caller]
+fn kubelet(s: &Scenario, request: &str) -> Output {
+    let out = s.run(&["kubelet"], request);
+    if out.status != Some(0) {
+        assert!(out.stdout.is_empty(), "a failed request printed a response\n{out}");
+        return out;
+    }
+    let sent: Value = serde_json::from_str(request).expect("the tests send JSON requests");
+    let version = sent["apiVersion"].as_str().expect("the tests' requests name their apiVersion");
+    if let Err(why) = decode(&out.stdout(), version, sent["serviceAccountToken"].as_str()) {
+        panic!("the kubelet would refuse this response: {why}\n{out}");
+    }
+    out
+}
+
+/// A request as the kubelet encodes it: `kind`, `apiVersion`, `image`, then the service account
+/// fields only when set (`omitempty`).
+pub fn request(version: &str, image: &str, token: Option<&str>, annotations: &[(&str, &str)]) -> String {
+    let mut r = json!({ "kind": "CredentialProviderRequest", "apiVersion": version, "image": image });
+    if let Some(token) = token {
+        r["serviceAccountToken"] = json!(token);
+    }
+    if !annotations.is_empty() {
+        r["serviceAccountAnnotations"] = annotations.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    }
+    r.to_string()
+}
+
+/// A service account token shaped as the API server issues it to the kubelet for a pod.
+pub fn sa_token(namespace: &str, name: &str, pod: &str, exp: u64) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let claims = json!({
+        "aud": ["iam"],
+        "exp": exp,
+        "iat": exp.saturating_sub(3600),
+        "iss": "https://kubernetes.default.svc",
+        "jti": format!("jti-{pod}"),
+        "kubernetes.io": {
+            "namespace": namespace,
+            "node": { "name": "worker-1", "uid": "node-uid-1" },
+            "pod": { "name": pod, "uid": format!("pod-uid-{pod}") },
+            "serviceaccount": { "name": name, "uid": format!("sa-uid-{namespace}-{name}") }
+        },
+        "nbf": exp.saturating_sub(3600),
+        "sub": format!("system:serviceaccount:{namespace}:{name}")
+    });
+    format!("{}.{}.{}", b64(r#"{"alg":"RS256","kid":"k1"}"#), b64(&claims.to_string()), b64(&format!("sig-{pod}")))
+}
 
 /// A response the kubelet would use.
 #[derive(Debug)]

@@ -5,7 +5,8 @@
 //! request). stdout and stderr go to files rather than pipes: two hundred children then hold one
 //! descriptor each in this process (their stdin), well under any `ulimit -n`. A waiter thread per
 //! child records when its exit was seen; that instant is never earlier than the real exit.
-#![allow(dead_code)]
+//! Every child is a [`Scenario::command`]: the same cleared environment and fresh HOME as any
+//! other run.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -15,17 +16,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_docker-credential-icr");
-
-/// A fresh HOME with nothing of the caller's environment.
-pub fn command(home: &Path, env: &[(&str, &str)], action: &str) -> Command {
-    let mut command = Command::new(BINARY);
-    command.arg(action).env_clear().env("HOME", home).env("PATH", "/usr/bin:/bin");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command
-}
+use super::{Scenario, BIN};
 
 pub struct Proc {
     pub index: usize,
@@ -48,7 +39,7 @@ impl Proc {
             .stdout(File::create(&stdout_path).expect("create stdout file"))
             .stderr(File::create(&stderr_path).expect("create stderr file"))
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {BINARY}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
         let stdin = child.stdin.take();
         Proc { index, child: Some(child), stdin, stdout_path, stderr_path, released: None }
     }
@@ -146,7 +137,7 @@ impl Rng {
 }
 
 /// Writes the helper's config file naming `hosts` (so that `store` accepts them).
-pub fn write_config(home: &Path, hosts: impl IntoIterator<Item = String>, extra: &[(&str, serde_json::Value)]) {
+pub fn write_config(s: &Scenario, hosts: impl IntoIterator<Item = String>, extra: &[(&str, serde_json::Value)]) {
     let registries: serde_json::Map<String, serde_json::Value> =
         hosts.into_iter().map(|h| (h, serde_json::json!({}))).collect();
     let mut top = serde_json::Map::new();
@@ -154,15 +145,13 @@ pub fn write_config(home: &Path, hosts: impl IntoIterator<Item = String>, extra:
     for (k, v) in extra {
         top.insert((*k).into(), v.clone());
     }
-    let dir = home.join(".config/docker-credential-icr");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("config.json"), serde_json::to_string_pretty(&top).unwrap()).unwrap();
+    s.write_config_json(&top.into());
 }
 
 /// `credentials.json` as it is on disk: registry → (username, secret). Panics, naming the
 /// problem, when the file does not parse: a torn or half-written file is what these tests hunt.
-pub fn stored_logins(home: &Path) -> std::collections::BTreeMap<String, (String, String)> {
-    let path = home.join(".config/docker-credential-icr/credentials.json");
+pub fn stored_logins(s: &Scenario) -> std::collections::BTreeMap<String, (String, String)> {
+    let path = s.credentials_path();
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Default::default(),

@@ -1,8 +1,6 @@
-//! Harness for the IAM integration tests: the built helper in a temp HOME (from `support`),
-//! pointed at an in-process fake IAM on 127.0.0.1, plus what the assertions need — the exact
-//! `get` answer, the token cache files, a request id blanked out of an error line, and a
-//! loopback TLS listener whose certificate no client trusts.
-#![allow(dead_code)]
+//! What the IAM tests share: a fake IAM on 127.0.0.1 that knows a key and a trusted profile,
+//! what the assertions need of its tokens and error lines, the token cache files, and a loopback
+//! TLS listener whose certificate no client trusts.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,12 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fake_iam::FakeIam;
 use serde_json::Value;
-
-use crate::support::{run_bounded, Helper, Output};
 
 /// An API key the fake accepts.
 pub const API_KEY: &str = "iam-test-apikey-7f3a9c2e5b1d8064aa";
@@ -34,129 +30,6 @@ pub const GET_BOUND: Duration = Duration::from_secs(20);
 /// A fake IAM that accepts [`API_KEY`] and the trusted profile, configured further by `f`.
 pub fn fake_iam(f: impl FnOnce(fake_iam::Config) -> fake_iam::Config) -> FakeIam {
     FakeIam::start(f(fake_iam::Config::new().apikey(API_KEY).profile_named(PROFILE_ID, PROFILE_NAME, CR_TOKEN)))
-}
-
-/// The helper with a temp HOME whose IAM endpoint is `endpoint`.
-pub struct Case {
-    pub helper: Helper,
-}
-
-/// One finished invocation and how long it took.
-pub struct Run {
-    pub out: Output,
-    pub elapsed: Duration,
-}
-
-impl Run {
-    pub fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-
-    /// Fails the test, printing everything, unless the exit status is `code`.
-    #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), Some(code), "unexpected exit status:\n{}", self.out);
-        self
-    }
-
-    /// Fails unless stdout is exactly `expected`.
-    #[track_caller]
-    pub fn assert_stdout(&self, expected: &str) -> &Self {
-        assert_eq!(self.out.stdout, expected, "unexpected stdout:\n{}", self.out);
-        self
-    }
-
-    /// Fails unless stderr is empty.
-    #[track_caller]
-    pub fn assert_quiet(&self) -> &Self {
-        assert_eq!(self.out.stderr, "", "unexpected stderr:\n{}", self.out);
-        self
-    }
-
-    /// Exit 1 with exactly one line on stdout; returns that line without its newline.
-    #[track_caller]
-    pub fn error_line(&self) -> String {
-        self.assert_code(1);
-        let line = self.out.stdout.strip_suffix('\n').unwrap_or_else(|| panic!("no final newline:\n{}", self.out));
-        assert!(!line.is_empty() && !line.contains('\n'), "not one line:\n{}", self.out);
-        line.to_owned()
-    }
-
-    /// The answer of a successful `get`, as (username, secret), after checking that stdout is
-    /// exactly what the protocol prints for them.
-    #[track_caller]
-    pub fn answer(&self, server: &str) -> (String, String) {
-        self.assert_code(0);
-        let json: Value = serde_json::from_str(&self.out.stdout)
-            .unwrap_or_else(|e| panic!("get printed no JSON ({e}):\n{}", self.out));
-        let username = json["Username"].as_str().unwrap_or_else(|| panic!("no Username:\n{}", self.out)).to_owned();
-        let secret = json["Secret"].as_str().unwrap_or_else(|| panic!("no Secret:\n{}", self.out)).to_owned();
-        self.assert_stdout(&get_answer(server, &username, &secret));
-        (username, secret)
-    }
-}
-
-impl Case {
-    pub fn new(iam: &FakeIam) -> Case {
-        Case::with_endpoint(&iam.url())
-    }
-
-    pub fn with_endpoint(endpoint: &str) -> Case {
-        let mut helper = Helper::new();
-        helper.set_env("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", endpoint);
-        Case { helper }
-    }
-
-    pub fn env(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Self {
-        self.helper.set_env(key, value.as_ref());
-        self
-    }
-
-    pub fn home(&self) -> &Path {
-        self.helper.home()
-    }
-
-    /// The default token cache directory, `$XDG_CACHE_HOME/docker-credential-icr`.
-    pub fn default_cache_dir(&self) -> PathBuf {
-        self.helper.cache_home().join(Helper::NAME)
-    }
-
-    /// Writes a secret file (a key or a compute-resource token) under HOME, 0600.
-    pub fn secret_file(&self, name: &str, contents: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.home().join(name);
-        fs::write(&path, contents).expect("write secret file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod secret file");
-        path
-    }
-
-    pub fn write_config(&self, config: &Value) {
-        self.helper.write_config(config);
-    }
-
-    /// `docker-credential-icr <action>` with `stdin`, bounded by [`GET_BOUND`] plus slack for a
-    /// loaded machine (the tests that care about the bound measure `elapsed`).
-    pub fn run(&self, action: &str, stdin: &str) -> Run {
-        self.run_args(&[action], stdin)
-    }
-
-    pub fn run_args(&self, args: &[&str], stdin: &str) -> Run {
-        let mut command = self.helper.command(Helper::NAME);
-        command.args(args);
-        let started = Instant::now();
-        let out = run_bounded(command, Some(stdin), GET_BOUND + Duration::from_secs(40));
-        Run { out, elapsed: started.elapsed() }
-    }
-
-    pub fn get(&self, server: &str) -> Run {
-        self.run("get", &format!("{server}\n"))
-    }
-}
-
-/// What `get` prints for these credentials (SPEC section 2).
-pub fn get_answer(server: &str, username: &str, secret: &str) -> String {
-    let quote = |s: &str| serde_json::to_string(s).expect("serialize a string");
-    format!("{{\"ServerURL\":{},\"Username\":{},\"Secret\":{}}}\n", quote(server), quote(username), quote(secret))
 }
 
 /// A form as the fake records it.
@@ -189,10 +62,6 @@ pub fn blank_request_id(line: &str) -> String {
         "request id {id:?} in {line:?} is not the fake's"
     );
     format!("{}<ID>{}", &line[..start], &line[start + len..])
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// The token cache files (`*.json`) in `dir`, sorted; empty when `dir` does not exist.
