@@ -85,7 +85,7 @@ pub fn list(ctx: &Context, io: &mut Io) -> Result<i32> {
             entries.insert(registry.to_string(), username_for(ctx, &registry)?);
         }
     }
-    if let Some(logins) = ctx.logins() {
+    if let Some(logins) = ctx.logins()? {
         entries.extend(logins.list()?);
     }
     io.print(&protocol::format_list(&entries))?;

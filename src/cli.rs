@@ -1,8 +1,9 @@
 //! The command line: one table of every action and subcommand, the conventions each speaks to
-//! its caller by, and the exit status. `run` takes its streams, its clock and its IAM exchange
-//! as arguments, so that tests drive it in-process; `main` passes the real ones.
+//! its caller by, and the exit status. `run` takes its streams, its clock, its IAM exchange and
+//! its deadline as arguments, so that tests drive it in-process; `main` passes the real ones.
 
 use std::io::{Read, Write};
+use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::commands;
@@ -89,37 +90,38 @@ const ACTIONS: &[Action] = &[
     Action { names: &["exec"], convention: Convention::Human, run: commands::exec::run },
 ];
 
+/// The standard streams of an invocation.
+pub struct Streams<'a> {
+    pub stdin: &'a mut dyn Read,
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
 /// Runs one invocation; returns the exit status.
 pub fn run(
     args: &[String],
     env: &Env,
     clock: &dyn Clock,
     exchange: &dyn Exchange,
-    stdin: &mut dyn Read,
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
+    deadline: Instant,
+    streams: Streams,
 ) -> i32 {
-    let level = match env.get("DOCKER_CREDENTIAL_ICR_LOG") {
-        None => Level::Warn,
-        Some(value) => match Level::parse(value) {
-            Some(level) => level,
-            None => {
-                let _ = writeln!(
-                    stderr,
-                    "docker-credential-icr: warning: DOCKER_CREDENTIAL_ICR_LOG=`{value}` is not a level (error, warn, info, debug); using warn"
-                );
-                Level::Warn
-            }
-        },
+    let Streams { stdin, stdout, stderr } = streams;
+    // The value is not repeated in the warning: it may be anything a user pasted.
+    let level = match env.get("DOCKER_CREDENTIAL_ICR_LOG").map(|v| v.map(Level::parse)) {
+        Ok(None) => Level::Warn,
+        Ok(Some(Some(level))) => level,
+        Ok(Some(None)) | Err(_) => {
+            let _ = writeln!(
+                stderr,
+                "docker-credential-icr: warning: DOCKER_CREDENTIAL_ICR_LOG is not a level (error, warn, info, debug); using warn"
+            );
+            Level::Warn
+        }
     };
     let log = Log::new(level, stderr);
-    let cached = CachedExchange {
-        inner: exchange,
-        cache: paths::token_cache_dir(env).map(TokenCache::new),
-        clock,
-        log: &log,
-        lock_timeout: paths::TOKEN_LOCK_WAIT,
-    };
+    let cache = paths::token_cache_dir(env).map(|place| place.map(TokenCache::new));
+    let cached = CachedExchange::new(exchange, cache, clock, &log, deadline);
     let ctx = Context::new(env, &log, clock, &cached);
 
     let Some((name, rest)) = args.split_first() else {

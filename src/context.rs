@@ -30,13 +30,13 @@ impl<'a> Context<'a> {
     }
 
     /// Where the config file is (see [`paths::config_file`]).
-    pub fn config_path(&self) -> Option<PathBuf> {
+    pub fn config_path(&self) -> Result<Option<PathBuf>> {
         paths::config_file(self.env)
     }
 
     /// The config file, read once; `None` when there is none.
     pub fn config(&self) -> Result<Option<&Config>> {
-        let loaded = self.config.get_or_init(|| match self.config_path() {
+        let loaded = self.config.get_or_init(|| match self.config_path()? {
             Some(path) => Config::load(&path),
             None => Ok(None),
         });
@@ -47,14 +47,14 @@ impl<'a> Context<'a> {
     }
 
     /// The stored logins; `None` without a config directory.
-    pub fn logins(&self) -> Option<Logins> {
-        paths::logins_file(self.env).map(Logins::new)
+    pub fn logins(&self) -> Result<Option<Logins>> {
+        Ok(paths::logins_file(self.env)?.map(Logins::new))
     }
 
     /// The stored logins, for the actions that write them: without a config directory, an error
     /// that says what to set.
     pub fn logins_to_write(&self) -> Result<Logins> {
-        self.logins().ok_or_else(|| {
+        self.logins()?.ok_or_else(|| {
             Error::failed("no config directory: set HOME, XDG_CONFIG_HOME or DOCKER_CREDENTIAL_ICR_CONFIG")
         })
     }
@@ -62,7 +62,7 @@ impl<'a> Context<'a> {
     /// The mode for `registry`: `DOCKER_CREDENTIAL_ICR_MODE`, else the config file's entry for
     /// the host, its region, or its default, else `iamapikey`.
     pub fn mode(&self, registry: &Registry) -> Result<Mode> {
-        if let Some(value) = self.env.get("DOCKER_CREDENTIAL_ICR_MODE") {
+        if let Some(value) = self.env.get("DOCKER_CREDENTIAL_ICR_MODE")? {
             return value.parse().map_err(|e| Error::failed(format!("DOCKER_CREDENTIAL_ICR_MODE: {e}")));
         }
         Ok(self.config()?.and_then(|c| c.resolve(registry).mode).unwrap_or(Mode::ApiKey))
@@ -72,7 +72,7 @@ impl<'a> Context<'a> {
     /// config file's `iamEndpoint`, else IBM Cloud's public one.
     pub fn iam_endpoint(&self) -> Result<Endpoint> {
         for name in ["DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", "IBMCLOUD_IAM_API_ENDPOINT"] {
-            if let Some(value) = self.env.get(name) {
+            if let Some(value) = self.env.get(name)? {
                 return Endpoint::parse(value).map_err(|e| Error::failed(format!("{name}: {e}")));
             }
         }

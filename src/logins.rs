@@ -14,6 +14,7 @@ use crate::files::{self, Dir};
 use crate::paths::{Place, LOGINS_LOCK_TIMEOUT};
 use crate::registry::Registry;
 use crate::secret::Secret;
+use std::time::Instant;
 
 const VERSION: u32 = 1;
 const MAX_FILE: u64 = 16 << 20;
@@ -71,7 +72,10 @@ impl Logins {
     }
 
     fn read(&self) -> Result<File> {
-        let bytes = files::read_limited(&self.path, MAX_FILE).map_err(|e| self.failure("cannot read", e))?;
+        if self.path.exists() {
+            self.check()?;
+        }
+        let bytes = files::read_limited(&self.path, MAX_FILE, false).map_err(|e| self.failure("cannot read", e))?;
         let Some(bytes) = bytes else { return Ok(File { version: VERSION, logins: BTreeMap::new() }) };
         let file: File = serde_json::from_slice(&bytes).map_err(|e| {
             Error::failed(format!(
@@ -92,8 +96,9 @@ impl Logins {
 
     /// Read-modify-write under the lock; writes only when `change` says something changed.
     fn update(&self, change: impl FnOnce(&mut File) -> bool) -> Result<bool> {
+        self.check()?;
         let lock_file = files::lock_path(&self.path);
-        let _lock = files::lock(&lock_file, LOGINS_LOCK_TIMEOUT, self.dir)
+        let _lock = files::lock(&lock_file, Instant::now() + LOGINS_LOCK_TIMEOUT, self.dir)
             .map_err(|e| self.failure("cannot lock", e))?
             .ok_or_else(|| {
                 Error::failed(format!(
@@ -108,8 +113,21 @@ impl Logins {
         }
         let mut bytes = serde_json::to_vec_pretty(&file).expect("logins always serialize");
         bytes.push(b'\n');
-        files::write_atomic(&self.path, &bytes, self.dir).map_err(|e| self.failure("cannot write", e))?;
+        files::write_atomic(&self.path, &bytes, files::Writing::secret(self.dir))
+            .map_err(|e| self.failure("cannot write", e))?;
         Ok(true)
+    }
+
+    /// The stored logins are used only where no one else could have put them (see
+    /// `files::check_private`).
+    fn check(&self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        files::check_private(dir, Some(&self.path)).map_err(|why| {
+            Error::failed(format!(
+                "stored logins in {} are not used: {why}; they must be in a directory that is yours and that only you can write (chmod go-w it, or set DOCKER_CREDENTIAL_ICR_CONFIG elsewhere)",
+                dir.display()
+            ))
+        })
     }
 
     fn failure(&self, what: &str, e: std::io::Error) -> Error {

@@ -5,17 +5,21 @@
 use docker_credential_icr::{cli, clock::SystemClock, env::Env, iam};
 
 fn main() {
+    let deadline = iam::deadline(std::time::Instant::now());
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let env = Env::from_process();
-    let exchange = iam::HttpExchange::default();
+    let exchange = iam::HttpExchange::new(iam::http::Limits::default(), deadline);
     let status = cli::run(
         &args,
         &env,
         &SystemClock,
         &exchange,
-        &mut std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        deadline,
+        cli::Streams {
+            stdin: &mut std::io::stdin().lock(),
+            stdout: &mut std::io::stdout().lock(),
+            stderr: &mut std::io::stderr().lock(),
+        },
     );
     std::process::exit(status);
 }

@@ -43,7 +43,8 @@ impl FromStr for Mode {
             "iamapikey" => Ok(Mode::ApiKey),
             "iambearer" => Ok(Mode::Bearer),
             "iamrefresh" => Ok(Mode::Refresh),
-            _ => Err(format!("`{s}` is not a mode: expected iamapikey, iambearer or iamrefresh")),
+            // The value is not repeated: it may be anything a user pasted.
+            _ => Err("not a mode: expected iamapikey, iambearer or iamrefresh".to_owned()),
         }
     }
 }

@@ -99,7 +99,7 @@ pub fn not_ours(ctx: &Context, registry: &Registry) -> Result<Option<NotOurs>> {
     if registry.is_icr() || ctx.config()?.is_some_and(|c| c.names(registry)) {
         return Ok(None);
     }
-    Ok(Some(NotOurs { registry: registry.clone(), config: ctx.config_path() }))
+    Ok(Some(NotOurs { registry: registry.clone(), config: ctx.config_path()? }))
 }
 
 /// What `plan` decided.

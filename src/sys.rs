@@ -8,7 +8,7 @@
 
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// The mode of a file that holds a secret.
@@ -46,14 +46,77 @@ pub fn is_executable(mode: u32) -> bool {
     mode & 0o111 != 0
 }
 
-/// Creates `dir` and its missing parents, each new one 0700.
-pub fn create_private_dirs(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir)
+/// Whether group or others may write a file or directory of this mode.
+pub fn is_writable_by_others(mode: u32) -> bool {
+    mode & 0o022 != 0
 }
 
-/// Opens (creating it 0600 if missing) a file for reading and writing, for a lock.
+/// Who owns a file: a user and a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The owner of a file.
+pub fn owner(metadata: &Metadata) -> Owner {
+    Owner { uid: metadata.uid(), gid: metadata.gid() }
+}
+
+/// The user this process acts as.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// Gives `path` (not what it links to) to `owner`.
+pub fn chown(path: &Path, owner: Owner) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
+}
+
+/// Gives an open file to `owner`.
+pub fn fchown(file: &File, owner: Owner) -> io::Result<()> {
+    std::os::unix::fs::fchown(file, Some(owner.uid), Some(owner.gid))
+}
+
+/// Creates `dir` and its missing parents, each new one 0700; returns the ones it created,
+/// outermost first.
+pub fn create_private_dirs(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let missing: Vec<std::path::PathBuf> =
+        dir.ancestors().take_while(|d| fs::symlink_metadata(d).is_err()).map(Path::to_path_buf).collect();
+    DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir)?;
+    Ok(missing.into_iter().rev().collect())
+}
+
+/// Whether an open failed because it met a symbolic link it was told not to follow.
+pub fn is_link_refused(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Opens a directory without following a symbolic link at its last component.
+pub fn open_dir_nofollow(dir: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(dir)
+}
+
+/// Opens (creating it 0600 if missing) a file for reading and writing, for a lock; a symbolic
+/// link in its place is refused, not followed.
 pub fn open_private(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(PRIVATE_FILE).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Opens a file for reading without waiting: a FIFO opens at once (to be refused as not a
+/// regular file) instead of blocking until a writer comes. With `follow` false, a symbolic link
+/// at the last component is refused.
+pub fn open_for_reading(path: &Path, follow: bool) -> io::Result<File> {
+    let flags = libc::O_NONBLOCK | if follow { 0 } else { libc::O_NOFOLLOW };
+    OpenOptions::new().read(true).custom_flags(flags).open(path)
 }
 
 /// Signals, for `exec`: the helper blocks the ones it forwards and collects them on a thread,
@@ -65,21 +128,53 @@ pub mod signals {
     /// The signals `exec` passes on to its child.
     pub const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-    /// A set of blocked signals, to be waited for with [`forward`].
+    /// The forwarded signals, blocked, to be waited for with [`forward`]; and the mask this
+    /// process had before, for the child.
     #[derive(Clone, Copy)]
-    pub struct Blocked(libc::sigset_t);
+    pub struct Blocked {
+        set: libc::sigset_t,
+        before: libc::sigset_t,
+    }
 
     /// Blocks [`FORWARDED`] in this thread (and the threads it starts).
     pub fn block() -> Blocked {
-        // SAFETY: plain libc calls on a local, initialised set.
+        // SAFETY: plain libc calls on local, initialised sets.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut before: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
+            libc::sigemptyset(&mut before);
             for signal in FORWARDED {
                 libc::sigaddset(&mut set, signal);
             }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Blocked(set)
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut before);
+            Blocked { set, before }
+        }
+    }
+
+    /// Makes `command` start its child as this process was started: with the signal mask it had
+    /// before [`block`] (std passes the parent's mask on, and the helper's has the forwarded
+    /// signals blocked, which would leave a child deaf to Ctrl-C, `kill` and `timeout`), and the
+    /// forwarded signals and SIGPIPE at their default disposition.
+    pub fn start_as_before(command: &mut std::process::Command, blocked: Blocked) {
+        use std::os::unix::process::CommandExt;
+        let before = blocked.before;
+        // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+        // (sigaction, pthread_sigmask) on values copied into it.
+        unsafe {
+            command.pre_exec(move || {
+                for signal in FORWARDED.iter().chain(&[libc::SIGPIPE]) {
+                    let mut action: libc::sigaction = std::mem::zeroed();
+                    action.sa_sigaction = libc::SIG_DFL;
+                    if libc::sigaction(*signal, &action, std::ptr::null_mut()) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                match libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) {
+                    0 => Ok(()),
+                    e => Err(io::Error::from_raw_os_error(e)),
+                }
+            });
         }
     }
 
@@ -89,9 +184,9 @@ pub mod signals {
     /// child included, so it is not sent twice.
     pub fn forward(blocked: Blocked, child: u32, reaped: Arc<Mutex<bool>>) {
         std::thread::spawn(move || loop {
-            // SAFETY: `blocked.0` is an initialised signal set and `info` a zeroed siginfo_t.
+            // SAFETY: `blocked.set` is an initialised signal set and `info` a zeroed siginfo_t.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let signal = unsafe { libc::sigwaitinfo(&blocked.0, &mut info) };
+            let signal = unsafe { libc::sigwaitinfo(&blocked.set, &mut info) };
             if signal < 0 || info.si_code == libc::SI_KERNEL {
                 continue; // EINTR, or the terminal's
             }

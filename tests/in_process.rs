@@ -3,6 +3,7 @@
 //! cache is the real one, in a temporary HOME.
 
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use docker_credential_icr::cli;
 use docker_credential_icr::clock::{Clock, FixedClock};
@@ -58,7 +59,10 @@ impl Node {
     fn run(&self, iam: &CountingIam, args: &[&str], stdin: &str) -> (i32, String, String) {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let status = cli::run(&args, &self.env(), &self.clock, iam, &mut stdin.as_bytes(), &mut stdout, &mut stderr);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let env = self.env();
+        let streams = cli::Streams { stdin: &mut stdin.as_bytes(), stdout: &mut stdout, stderr: &mut stderr };
+        let status = cli::run(&args, &env, &self.clock, iam, deadline, streams);
         (status, String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
     }
 }

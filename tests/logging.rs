@@ -66,9 +66,7 @@ fn an_unknown_level_is_warned_about_and_warn_is_used() {
     s.get("us.icr.io").expect(
         0,
         &get_answer("us.icr.io", "iamapikey", KEY),
-        &format!(
-            "{P}: warning: DOCKER_CREDENTIAL_ICR_LOG=`loud` is not a level (error, warn, info, debug); using warn\n"
-        ),
+        &format!("{P}: warning: DOCKER_CREDENTIAL_ICR_LOG is not a level (error, warn, info, debug); using warn\n"),
     );
 }
 

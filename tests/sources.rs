@@ -338,7 +338,7 @@ fn an_at_path_value_naming_an_empty_file_or_a_directory_is_an_error() {
     s.get("us.icr.io").fails(&format!("BLUEMIX_API_KEY: {} is empty", empty.display()));
     let dir = s.root().join("secrets");
     s.set("BLUEMIX_API_KEY", format!("@{}", dir.display()));
-    s.get("us.icr.io").fails(&format!("BLUEMIX_API_KEY: cannot read {}: Is a directory (os error 21)", dir.display()));
+    s.get("us.icr.io").fails(&format!("BLUEMIX_API_KEY: cannot read {}: it is not a regular file", dir.display()));
     let bytes = s.root().join("secrets/binary");
     std::fs::write(&bytes, b"\xff\xfekey").unwrap();
     s.set("BLUEMIX_API_KEY", format!("@{}", bytes.display()));
@@ -479,9 +479,7 @@ fn an_invalid_mode_in_the_environment_is_a_clear_error() {
     for value in ["bearer", "iam", "apikey ", "iamapikey,iambearer"] {
         s.set("DOCKER_CREDENTIAL_ICR_MODE", value);
         s.get("us.icr.io")
-            .fails(&format!(
-                "DOCKER_CREDENTIAL_ICR_MODE: `{value}` is not a mode: expected iamapikey, iambearer or iamrefresh"
-            ))
+            .fails("DOCKER_CREDENTIAL_ICR_MODE: not a mode: expected iamapikey, iambearer or iamrefresh")
             .never_shows(ENV);
     }
 }
@@ -492,7 +490,7 @@ fn an_invalid_mode_in_the_config_is_a_clear_error() {
     s.set("IBMCLOUD_API_KEY", ENV);
     let config = s.write_config("{\n  \"registries\": {\n    \"us.icr.io\": { \"mode\": \"bearer\" }\n  }\n}\n");
     s.get("us.icr.io").fails(&format!(
-        "config file {}: registries.us.icr.io.mode: unknown variant `bearer`, expected one of `iamapikey`, `iambearer`, `iamrefresh` at line 3 column 35",
+        "config file {}: registries.us.icr.io.mode: not a value this key takes: expected one of `iamapikey`, `iambearer`, `iamrefresh` at line 3 column 35",
         config.display()
     ));
 }

@@ -25,7 +25,7 @@ use crate::files::{self, Dir};
 use crate::invocation::{shown, Io};
 use crate::registry::{self, REGIONS};
 use crate::resolve;
-use crate::sys;
+use crate::sys::{self, Owner};
 
 /// The name docker turns into `docker-credential-icr`.
 const HELPER: &str = "icr";
@@ -75,7 +75,7 @@ pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
         targets.pop();
     }
     // Plan every file before writing any, so that one malformed file leaves all of them alone.
-    let plans = targets.iter().map(|path| plan(path, &hosts, options.remove)).collect::<Result<Vec<_>>>()?;
+    let plans = targets.iter().map(|path| plan(ctx, path, &hosts, options.remove)).collect::<Result<Vec<_>>>()?;
     if !options.remove {
         warn_if_not_on_path(ctx);
     }
@@ -159,8 +159,8 @@ fn docker_config_path(ctx: &Context, options: &Options) -> Result<PathBuf> {
     if let Some(path) = &options.docker_config {
         return Ok(if path.is_dir() { path.join("config.json") } else { path.clone() });
     }
-    if let Some(dir) = ctx.env.get("DOCKER_CONFIG") {
-        return Ok(PathBuf::from(dir).join("config.json"));
+    if let Some(dir) = ctx.env.path("DOCKER_CONFIG") {
+        return Ok(dir.join("config.json"));
     }
     let home = ctx.env.home_dir.as_ref().ok_or_else(|| {
         Error::failed("no home directory for docker's config.json: set HOME, DOCKER_CONFIG or --docker-config")
@@ -174,8 +174,8 @@ fn containers_auth_path(ctx: &Context, options: &Options) -> Result<PathBuf> {
     if let Some(path) = &options.containers_auth {
         return Ok(path.clone());
     }
-    if let Some(path) = ctx.env.get("REGISTRY_AUTH_FILE") {
-        return Ok(PathBuf::from(path));
+    if let Some(path) = ctx.env.path("REGISTRY_AUTH_FILE") {
+        return Ok(path);
     }
     let dir = ctx.env.config_dir.as_ref().ok_or_else(|| {
         Error::failed(
@@ -191,8 +191,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// docker finds `docker-credential-icr` on PATH only; warn when it would not.
 fn warn_if_not_on_path(ctx: &Context) {
-    let found = ctx.env.get("PATH").is_some_and(|path| {
-        std::env::split_paths(path).any(|dir| {
+    let found = ctx.env.path("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
             fs::metadata(dir.join("docker-credential-icr"))
                 .is_ok_and(|m| m.is_file() && sys::is_executable(sys::mode(&m)))
         })
@@ -208,31 +208,31 @@ fn warn_if_not_on_path(ctx: &Context) {
 struct Plan {
     /// The file itself, with a symlink resolved (a dotfile manager's link stays a link).
     path: PathBuf,
-    /// The previous content and mode, when the file existed.
-    original: Option<(Vec<u8>, u32)>,
+    /// The previous content, mode and owner, when the file existed.
+    original: Option<(Vec<u8>, u32, Owner)>,
+    /// Who a file or directory created for it is given to (see [`owner_for_new`]).
+    new_owner: Option<Owner>,
     /// The new content; `None` when nothing changes.
     new_text: Option<String>,
     changes: Vec<String>,
     notes: Vec<String>,
 }
 
-fn plan(path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
+fn plan(ctx: &Context, path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
     let path = resolve_link(path)?;
     let shown_path = path.display();
-    let bytes = files::read_limited(&path, MAX_FILE)
+    let bytes = files::read_limited(&path, MAX_FILE, true)
         .map_err(|e| Error::failed(format!("cannot read {shown_path}: {e}; nothing was written")))?;
     let original = match bytes {
         Some(bytes) => {
-            let mode = sys::mode(
-                &fs::metadata(&path)
-                    .map_err(|e| Error::failed(format!("cannot read {shown_path}: {e}; nothing was written")))?,
-            );
-            Some((bytes, mode))
+            let metadata = fs::metadata(&path)
+                .map_err(|e| Error::failed(format!("cannot read {shown_path}: {e}; nothing was written")))?;
+            Some((bytes, sys::mode(&metadata), sys::owner(&metadata)))
         }
         None => None,
     };
     let text = match &original {
-        Some((bytes, _)) => std::str::from_utf8(bytes).map_err(|_| {
+        Some((bytes, ..)) => std::str::from_utf8(bytes).map_err(|_| {
             Error::failed(format!("{shown_path} is not UTF-8 text: fix it or move it aside; nothing was written"))
         })?,
         None => "",
@@ -264,7 +264,7 @@ fn plan(path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
     // Edits only add or remove entries, so an equal map is an unchanged file.
     let new_text = if root == before { None } else { Some(render(&root, text)) };
     if new_text.is_some() {
-        if let Some((_, mode)) = &original {
+        if let Some((_, mode, _)) = &original {
             if !sys::is_writable(*mode) {
                 return Err(Error::failed(format!(
                     "{shown_path} is read-only: make it writable to configure it (or see the change with --dry-run); nothing was written"
@@ -272,7 +272,20 @@ fn plan(path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
             }
         }
     }
-    Ok(Plan { path, original, new_text, changes, notes })
+    let new_owner = owner_for_new(ctx, &path);
+    Ok(Plan { path, original, new_owner, new_text, changes, notes })
+}
+
+/// Who a file `configure` creates belongs to: run as root inside a home that belongs to someone
+/// else (`sudo -E`), that home's owner, so that the user can still read their own docker
+/// config; otherwise whoever runs it.
+fn owner_for_new(ctx: &Context, path: &Path) -> Option<Owner> {
+    if sys::effective_uid() != 0 {
+        return None;
+    }
+    let home = ctx.env.home_dir.as_ref()?;
+    let owner = sys::owner(&fs::metadata(home).ok()?);
+    (owner.uid != 0 && path.starts_with(home)).then_some(owner)
 }
 
 /// A symlink is followed to its target, so that the link stays and the target is edited.
@@ -386,16 +399,24 @@ impl Plan {
     fn write(&self) -> Result<String> {
         let Some(text) = &self.new_text else { return Ok(String::new()) };
         let fail = |what: &Path, e: std::io::Error| Error::failed(format!("cannot write {}: {e}", what.display()));
+        // docker's own CLI keeps a config file's owner, group and mode when it rewrites one; so
+        // does this (only root can give a file away, and only root needs to).
+        let writing = |mode, owner: Option<Owner>| files::Writing {
+            mode,
+            dir: Dir::Chosen,
+            owner: owner.filter(|_| sys::effective_uid() == 0),
+            locked: false,
+        };
         match &self.original {
-            Some((bytes, mode)) => {
+            Some((bytes, mode, owner)) => {
                 let backup = backup_path(&self.path);
-                files::write_atomic_with_mode(&backup, bytes, *mode, Dir::Chosen).map_err(|e| fail(&backup, e))?;
-                files::write_atomic_with_mode(&self.path, text.as_bytes(), *mode, Dir::Chosen)
+                files::write_atomic(&backup, bytes, writing(*mode, Some(*owner))).map_err(|e| fail(&backup, e))?;
+                files::write_atomic(&self.path, text.as_bytes(), writing(*mode, Some(*owner)))
                     .map_err(|e| fail(&self.path, e))?;
                 Ok(format!("  written; the previous version is in {}\n", backup.display()))
             }
             None => {
-                files::write_atomic_with_mode(&self.path, text.as_bytes(), NEW_FILE_MODE, Dir::Chosen)
+                files::write_atomic(&self.path, text.as_bytes(), writing(NEW_FILE_MODE, self.new_owner))
                     .map_err(|e| fail(&self.path, e))?;
                 Ok("  written\n".to_owned())
             }

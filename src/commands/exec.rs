@@ -8,9 +8,15 @@
 //! signal N gives 128 + N, as a shell does) and forwards SIGINT, SIGTERM and SIGHUP sent to it,
 //! so that a CI runner or `timeout` stopping the helper stops the command. The signals are
 //! blocked in the helper and collected by a thread with `sigwaitinfo`, which needs no signal
-//! handler (and so no async-signal-safety reasoning); the child starts with an empty signal mask
-//! because std's `Command` resets it. A signal the terminal sent (Ctrl-C, hangup) has already
-//! reached the child through the foreground process group, so it is not sent a second time.
+//! handler (and so no async-signal-safety reasoning); the child starts with the signal mask the
+//! helper was started with (`sys::signals::start_as_before`: std would pass on the helper's,
+//! with those signals blocked) and their default dispositions. A signal the terminal sent
+//! (Ctrl-C, hangup) has already reached the child through the foreground process group, so it
+//! is not sent a second time.
+//!
+//! When what the command gets is a token (`iambearer`, `iamrefresh`), the variables that hold
+//! the key it was bought with are taken out of its environment: the point of those modes is that
+//! the key stays with the helper.
 
 use std::io;
 use std::process::Command;
@@ -20,7 +26,8 @@ use super::wants_help;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::invocation::{shown, Io};
-use crate::resolve::{self, Outcome};
+use crate::resolve::{self, Outcome, Step};
+use crate::source;
 use crate::sys::signals;
 
 const USAGE: &str = "\
@@ -69,6 +76,7 @@ pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
         }
     };
     let registry = plan.registry.clone();
+    let keeps_the_key = matches!(plan.step, Step::Exchange(_));
     let answer =
         resolve::execute(ctx, plan).map_err(|e| Error::failed(format!("{e}; {} was not run", shown(program))))?;
     ctx.log.info(format_args!("running {} with the credentials for {registry} from {}", shown(program), answer.origin));
@@ -79,7 +87,13 @@ pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
         .env("ICR_USERNAME", &answer.username)
         .env("ICR_PASSWORD", answer.secret.expose())
         .env("CF_DOCKER_PASSWORD", answer.secret.expose());
+    if keeps_the_key {
+        for name in source::key_variables(ctx)? {
+            command.env_remove(name);
+        }
+    }
     let blocked = signals::block();
+    signals::start_as_before(&mut command, blocked);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -236,5 +236,9 @@ fn check(ctx: &Context, plan: Plan, report: &mut Report) -> i32 {
 }
 
 fn config_path(ctx: &Context) -> String {
-    ctx.config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "(no config directory)".to_owned())
+    match ctx.config_path() {
+        Ok(Some(path)) => path.display().to_string(),
+        Ok(None) => "(no config directory)".to_owned(),
+        Err(e) => format!("(none: {e})"),
+    }
 }

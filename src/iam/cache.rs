@@ -9,16 +9,24 @@
 //!
 //! A token is reused until 80 % of its lifetime; after that a new one is fetched, and if that
 //! fails while the old one still has more than 10 s left, the old one is used (with a warning).
-//! A file that does not parse, or is of another version, is ignored and replaced.
+//! A file that does not parse, or is of another version, is ignored and replaced. An entry
+//! issued in the future (the clock was set back) is stale, and no entry is believed to live
+//! longer than IAM lets a token live.
+//!
+//! The cache is an optimisation, never a reason to fail: a directory that cannot be created,
+//! locked, read or written, or that is not fit to hold secrets (`files::check_private`: someone
+//! else's, or writable by others), costs an exchange without the cache and one warning line.
+//! Waiting for another process's exchange and making one's own share the invocation's deadline.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::endpoint::Endpoint;
-use super::exchange::{Cached, Exchange, Grant, Profile, Token};
+use super::exchange::{Cached, Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::files::{self, Dir};
@@ -56,8 +64,10 @@ struct CachedToken {
 }
 
 impl From<CachedToken> for Token {
+    /// A token as the cache file holds it, believed to live no longer than IAM lets one.
     fn from(t: CachedToken) -> Token {
-        Token { access: t.access, refresh: t.refresh, issued_at: t.issued_at, expires_at: t.expires_at }
+        let expires_at = t.expires_at.min(t.issued_at.saturating_add(MAX_TOKEN_LIFETIME));
+        Token { access: t.access, refresh: t.refresh, issued_at: t.issued_at, expires_at }
     }
 }
 
@@ -72,15 +82,16 @@ impl From<&Token> for CachedToken {
     }
 }
 
-/// Whether a token is still within the first 80 % of its life.
+/// Whether a token is still within the first 80 % of its life. One issued in the future is not:
+/// the clock was set back, and how long it has left cannot be known.
 pub fn is_fresh(token: &Token, now: u64) -> bool {
     let lifetime = token.expires_at.saturating_sub(token.issued_at);
-    now < token.issued_at + (lifetime as f64 * FRESH_SHARE) as u64
+    token.issued_at <= now && now < token.issued_at + (lifetime as f64 * FRESH_SHARE) as u64
 }
 
 /// Whether a token that is no longer fresh may still stand in when a refresh fails.
 pub fn is_usable(token: &Token, now: u64) -> bool {
-    now.saturating_add(MIN_REMAINING) < token.expires_at
+    token.issued_at <= now && now.saturating_add(MIN_REMAINING) < token.expires_at
 }
 
 /// Where the tokens live.
@@ -106,35 +117,28 @@ impl TokenCache {
         self.dir.join(format!("{}.json", key_as(endpoint, grant, identity)))
     }
 
-    fn read(&self, path: &Path, log: &Log) -> Option<Entry> {
-        let bytes = match files::read_limited(path, 1 << 20) {
+    /// The entry in `path`: `Ok(None)` when there is none or it is corrupt (it is then replaced);
+    /// `Err` when the file cannot be read or is not fit to be believed.
+    fn read(&self, path: &Path, log: &Log) -> std::result::Result<Option<Entry>, String> {
+        files::check_private(&self.dir, Some(path))?;
+        let bytes = match files::read_limited(path, 1 << 20, false) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return None,
-            Err(e) => {
-                log.warn(format_args!("ignoring token cache file {}: {e}", path.display()));
-                return None;
-            }
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
         match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(entry) if entry.version == VERSION => Some(entry),
+            Ok(entry) if entry.version == VERSION => Ok(Some(entry)),
             _ => {
                 log.info(format_args!("ignoring token cache file {} of another version or corrupt", path.display()));
-                None
+                Ok(None)
             }
         }
     }
 
-    fn write(&self, path: &Path, entry: &Entry, log: &Log) {
+    fn write(&self, path: &Path, entry: &Entry) -> std::result::Result<(), String> {
         let bytes = serde_json::to_vec(entry).expect("cache entries always serialize");
-        // A cache that cannot be written costs an exchange next time, nothing more.
-        if let Err(e) = files::write_atomic(path, &bytes, self.whose) {
-            log.warn(format_args!("cannot write token cache file {}: {e}", path.display()));
-        }
-    }
-
-    /// The cached token for this grant, fresh or not, for `explain`.
-    fn peek(&self, endpoint: &Endpoint, grant: &Grant, log: &Log) -> Option<Token> {
-        self.read(&self.path(endpoint, grant), log).and_then(|e| e.token).map(Token::from)
+        files::write_atomic(path, &bytes, files::Writing::secret(self.whose))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }
 
@@ -185,11 +189,26 @@ fn grant_label(grant: &Grant) -> &'static str {
 /// An [`Exchange`] that asks the cache first and the inner exchange once per key at a time.
 pub struct CachedExchange<'a> {
     pub inner: &'a dyn Exchange,
-    pub cache: Option<TokenCache>,
+    /// The cache, none when it is turned off, or why its setting is unusable.
+    pub cache: Result<Option<TokenCache>>,
     pub clock: &'a dyn Clock,
     pub log: &'a Log<'a>,
-    /// The longest wait for another process's exchange.
-    pub lock_timeout: Duration,
+    /// When the invocation's time is up: waiting for another process's exchange ends here.
+    pub deadline: Instant,
+    /// Whether the one warning about an unusable cache has been given.
+    pub warned: Cell<bool>,
+}
+
+impl<'a> CachedExchange<'a> {
+    pub fn new(
+        inner: &'a dyn Exchange,
+        cache: Result<Option<TokenCache>>,
+        clock: &'a dyn Clock,
+        log: &'a Log<'a>,
+        deadline: Instant,
+    ) -> Self {
+        CachedExchange { inner, cache, clock, log, deadline, warned: Cell::new(false) }
+    }
 }
 
 impl Exchange for CachedExchange<'_> {
@@ -203,10 +222,14 @@ impl Exchange for CachedExchange<'_> {
 
     fn cached(&self, endpoint: &Endpoint, grant: &Grant) -> Cached {
         match &self.cache {
-            None => Cached::Off,
-            Some(cache) => match cache.peek(endpoint, grant, self.log) {
-                Some(token) => Cached::Token(token),
-                None => Cached::Empty(cache.dir().to_owned()),
+            Err(_) | Ok(None) => Cached::Off,
+            Ok(Some(cache)) => match cache.read(&cache.path(endpoint, grant), self.log) {
+                Ok(Some(Entry { token: Some(token), .. })) => Cached::Token(token.into()),
+                Ok(_) => Cached::Empty(cache.dir().to_owned()),
+                Err(why) => {
+                    self.unusable(cache, &why);
+                    Cached::Off
+                }
             },
         }
     }
@@ -214,28 +237,47 @@ impl Exchange for CachedExchange<'_> {
 
 impl CachedExchange<'_> {
     fn through_cache(&self, endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> Result<Token> {
-        let Some(cache) = &self.cache else { return self.inner.exchange(endpoint, grant) };
+        let cache = match &self.cache {
+            Err(e) => return Err(e.clone()),
+            Ok(None) => return self.exchange_now(endpoint, grant),
+            Ok(Some(cache)) => cache,
+        };
         let path = cache.path_as(endpoint, grant, identity);
         let started = self.clock.now();
-        if let Some(token) = self.read_token(cache, &path).filter(|t| is_fresh(t, self.clock.now())) {
-            self.log.debug(format_args!("using cached token {} (expires at {})", path.display(), token.expires_at));
-            return Ok(token);
+        match cache.read(&path, self.log) {
+            Ok(entry) => {
+                if let Some(token) = entry.and_then(|e| e.token).map(Token::from).filter(|t| is_fresh(t, started)) {
+                    self.log.debug(format_args!(
+                        "using cached token {} (expires at {})",
+                        path.display(),
+                        token.expires_at
+                    ));
+                    return Ok(token);
+                }
+            }
+            Err(why) => return self.without(cache, &why, endpoint, grant),
         }
         let waited = Instant::now();
-        let lock = files::lock(&files::lock_path(&path), self.lock_timeout, cache.whose)
-            .map_err(|e| Error::failed(format!("cannot lock token cache {}: {e}", path.display())))?;
-        let Some(_lock) = lock else {
-            // Whoever holds the lock is still talking to IAM after the longest an exchange
-            // may take; do not pile on.
-            return self.read_token(cache, &path).filter(|t| is_usable(t, self.clock.now())).ok_or_else(|| {
-                Error::failed(format!(
-                    "another docker-credential-icr has been exchanging this credential at IAM for {} s: try again",
-                    waited.elapsed().as_secs()
-                ))
-            });
+        let _lock = match files::lock(&files::lock_path(&path), self.deadline, cache.whose) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                // Whoever holds the lock is still talking to IAM when this invocation's time is
+                // up; do not pile on.
+                let cached = cache.read(&path, self.log).ok().flatten().and_then(|e| e.token).map(Token::from);
+                return cached.filter(|t| is_usable(t, self.clock.now())).ok_or_else(|| {
+                    Error::failed(format!(
+                        "another docker-credential-icr has been exchanging this credential at IAM for {} s: try again",
+                        waited.elapsed().as_secs()
+                    ))
+                });
+            }
+            Err(e) => return self.without(cache, &format!("cannot lock it: {e}"), endpoint, grant),
         };
         // Another process may have done the exchange while this one waited.
-        let entry = cache.read(&path, self.log);
+        let entry = match cache.read(&path, self.log) {
+            Ok(entry) => entry,
+            Err(why) => return self.without(cache, &why, endpoint, grant),
+        };
         let cached = entry.as_ref().and_then(|e| e.token.clone()).map(Token::from);
         if let Some(token) = cached.clone().filter(|t| is_fresh(t, self.clock.now())) {
             self.log.debug(format_args!(
@@ -259,15 +301,19 @@ impl CachedExchange<'_> {
             token: cached.as_ref().map(CachedToken::from),
             failure: None,
         };
-        match self.inner.exchange(endpoint, grant) {
+        match self.exchange_now(endpoint, grant) {
             Ok(token) => {
                 entry.token = Some(CachedToken::from(&token));
-                cache.write(&path, &entry, self.log);
+                if let Err(why) = cache.write(&path, &entry) {
+                    self.unusable(cache, &why);
+                }
                 Ok(token)
             }
             Err(error) => {
                 entry.failure = Some((self.clock.now(), error.to_string()));
-                cache.write(&path, &entry, self.log);
+                if let Err(why) = cache.write(&path, &entry) {
+                    self.unusable(cache, &why);
+                }
                 match cached.filter(|t| is_usable(t, self.clock.now())) {
                     Some(token) => {
                         self.log.warn(format_args!(
@@ -282,8 +328,31 @@ impl CachedExchange<'_> {
         }
     }
 
-    fn read_token(&self, cache: &TokenCache, path: &Path) -> Option<Token> {
-        cache.read(path, self.log).and_then(|e| e.token).map(Token::from)
+    /// The inner exchange, refusing a token that has already expired when it arrives (an IAM
+    /// that took longer to answer than its token lives).
+    fn exchange_now(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
+        let token = self.inner.exchange(endpoint, grant)?;
+        if token.expires_at <= self.clock.now() {
+            return Err(Error::failed(format!(
+                "IAM at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock"
+            )));
+        }
+        Ok(token)
+    }
+
+    /// An exchange without the cache, after the one warning that says why.
+    fn without(&self, cache: &TokenCache, why: &str, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
+        self.unusable(cache, why);
+        self.exchange_now(endpoint, grant)
+    }
+
+    fn unusable(&self, cache: &TokenCache, why: &str) {
+        if !self.warned.replace(true) {
+            self.log.warn(format_args!(
+                "not using the token cache {} ({why}): every exchange goes to IAM",
+                cache.dir().display()
+            ));
+        }
     }
 }
 
@@ -330,13 +399,9 @@ mod tests {
         let inner = Scripted { clock: &clock, answers: RefCell::new(answers), calls: Cell::new(0) };
         let mut sink = Vec::new();
         let log = Log::new(Level::Debug, &mut sink);
-        let cached = CachedExchange {
-            inner: &inner,
-            cache: Some(TokenCache::new(Place { path: tmp.path().to_owned(), dir: Dir::Chosen })),
-            clock: &clock,
-            log: &log,
-            lock_timeout: Duration::from_secs(1),
-        };
+        let cache = TokenCache::new(Place { path: tmp.path().to_owned(), dir: Dir::Chosen });
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        let cached = CachedExchange::new(&inner, Ok(Some(cache)), &clock, &log, deadline);
         f(&cached, &clock, &inner, tmp.path())
     }
 

@@ -12,30 +12,39 @@ pub struct Endpoint(String);
 impl Endpoint {
     /// Validates an endpoint URL. The result has no trailing slash, so that
     /// `<endpoint>/identity/token` is well-formed.
+    ///
+    /// An error says what is wrong without repeating the text: an endpoint given with a
+    /// password in it (`https://user:key@…`) must not show the key.
     pub fn parse(text: &str) -> Result<Endpoint, String> {
-        let url =
-            url::Url::parse(text.trim()).map_err(|e| format!("IAM endpoint `{}` is not a URL: {e}", text.trim()))?;
+        let url = url::Url::parse(text.trim()).map_err(|e| format!("the IAM endpoint is not a URL ({e})"))?;
         let loopback = match url.host() {
             Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the IAM endpoint must not carry a user or password".to_owned());
+        }
         match url.scheme() {
             "https" => {}
             "http" if loopback => {}
             "http" => {
                 return Err(format!(
-                    "IAM endpoint `{url}` must use https:// (http:// is allowed for a loopback address only)"
+                    "the IAM endpoint (host {}) must use https:// (http:// is allowed for a loopback address only)",
+                    url.host_str().unwrap_or("")
                 ))
             }
-            other => return Err(format!("IAM endpoint `{url}` has scheme `{other}`: expected https://")),
+            _ => return Err("the IAM endpoint's scheme is not https://".to_owned()),
         }
-        if url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("IAM endpoint `{url}` must name a host and no user"));
+        if url.host().is_none() {
+            return Err("the IAM endpoint names no host".to_owned());
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("IAM endpoint `{url}` must not have a query or fragment"));
+            return Err(format!(
+                "the IAM endpoint (host {}) must not have a query or fragment",
+                url.host_str().unwrap_or("")
+            ));
         }
         Ok(Endpoint(url.as_str().trim_end_matches('/').to_owned()))
     }

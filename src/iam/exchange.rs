@@ -2,10 +2,22 @@
 //! trait that turns one into the other, so that the dispatcher and the credential sources do not
 //! know whether a token came from the network, the cache or a test.
 
+use std::time::{Duration, Instant};
+
 use crate::error::Result;
 use crate::secret::Secret;
 
 use super::endpoint::Endpoint;
+
+/// No invocation takes longer than this, whatever IAM and other processes do.
+pub const BOUND: Duration = Duration::from_secs(20);
+
+/// When the IAM work of an invocation that started at `started` must be done: waiting for
+/// another process's exchange and making its own share this one deadline, which leaves a second
+/// of [`BOUND`] for starting, reading files and answering.
+pub fn deadline(started: Instant) -> Instant {
+    started + BOUND - Duration::from_secs(1)
+}
 
 /// The longest an IAM access token lives: IAM issues them for at most 60 minutes
 /// (`expires_in: 3600`). A lifetime IAM claims beyond this is taken to be this, so that no answer,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::endpoint::Endpoint;
 use super::exchange::{Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
+use super::problem;
 use crate::error::{Error, Result};
 use crate::jwt;
 use crate::secret::Secret;
@@ -50,23 +51,19 @@ impl Default for Limits {
 
 pub struct HttpExchange {
     limits: Limits,
+    /// The invocation's deadline, which every exchange ends by too.
+    deadline: Instant,
 }
 
 impl HttpExchange {
-    pub fn new(limits: Limits) -> Self {
-        HttpExchange { limits }
-    }
-}
-
-impl Default for HttpExchange {
-    fn default() -> Self {
-        HttpExchange::new(Limits::default())
+    pub fn new(limits: Limits, deadline: Instant) -> Self {
+        HttpExchange { limits, deadline }
     }
 }
 
 impl Exchange for HttpExchange {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
-        let deadline = Instant::now() + self.limits.total;
+        let deadline = (Instant::now() + self.limits.total).min(self.deadline);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -153,8 +150,17 @@ impl HttpExchange {
             }
         };
         if status == 200 {
-            let now = started.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            return Outcome::Done(parse_token(endpoint, &body, now, grant));
+            let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let token = parse_token(endpoint, &body, unix(started), grant).and_then(|token| {
+                // An IAM that took longer to answer than its token lives has sent a dead token.
+                if token.expires_at <= unix(SystemTime::now()) {
+                    return Err(Error::failed(format!(
+                        "IAM at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock"
+                    )));
+                }
+                Ok(token)
+            });
+            return Outcome::Done(token);
         }
         let error = iam_error(endpoint, status, &body, grant);
         if retryable(status) {
@@ -227,61 +233,17 @@ fn parse_token(endpoint: &Endpoint, body: &str, now: u64, grant: &Grant) -> Resu
     Ok(Token { access: Secret::new(access), refresh, issued_at: now, expires_at })
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "errorCode")]
-    code: Option<String>,
-    #[serde(rename = "errorMessage")]
-    message: Option<String>,
-    context: Option<ErrorContext>,
-}
-
-#[derive(Deserialize)]
-struct ErrorContext {
-    #[serde(rename = "requestId")]
-    request_id: Option<String>,
-}
-
 fn iam_error(endpoint: &Endpoint, status: u16, body: &str, grant: &Grant) -> Error {
     let what = match grant {
         Grant::ApiKey { .. } => "the API key",
         Grant::CrToken { .. } => "the compute-resource token",
     };
-    let Ok(parsed) = serde_json::from_str::<ErrorBody>(body) else {
-        return Error::failed(format!("IAM at {endpoint} refused {what} with HTTP {status} and no IAM error body"));
-    };
-    // IAM's words are input too: shown only after removing what was sent, control characters
-    // and excess length.
-    let clean = |s: Option<String>| s.map(|s| scrub(&s, grant)).filter(|s| !s.is_empty());
-    let mut line = format!("IAM at {endpoint} refused {what} (HTTP {status}");
-    if let Some(code) = clean(parsed.code) {
-        line.push_str(&format!(", {code}"));
-    }
-    line.push(')');
-    if let Some(message) = clean(parsed.message) {
-        line.push_str(&format!(": {message}"));
-    }
-    if let Some(id) = clean(parsed.context.and_then(|c| c.request_id)) {
-        line.push_str(&format!(" (request id {id})"));
-    }
-    line.push_str(match status {
+    let hint = match status {
         400 | 401 | 403 => ": check the key or profile, or create a new one",
         429 => ": IAM is rate-limiting; try again shortly",
         _ => "",
-    });
-    Error::failed(line)
-}
-
-fn scrub(text: &str, grant: &Grant) -> String {
-    let mut text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
-    let secret = match grant {
-        Grant::ApiKey { apikey, .. } => apikey.expose(),
-        Grant::CrToken { cr_token, .. } => cr_token.expose(),
     };
-    if !secret.is_empty() {
-        text = text.replace(secret, "REDACTED");
-    }
-    text.trim().to_owned()
+    Error::failed(format!("IAM at {endpoint} refused {what} {}{hint}", problem::describe(status, body)))
 }
 
 fn transport_error(endpoint: &Endpoint, e: ureq::Error) -> Outcome {
@@ -357,14 +319,14 @@ mod tests {
     }
 
     #[test]
-    fn iam_errors_name_code_message_and_request_id_but_never_the_key() {
+    fn iam_errors_name_code_meaning_and_request_id_but_never_the_key() {
         let endpoint = Endpoint::parse("https://iam.example").unwrap();
         let grant = Grant::ApiKey { apikey: Secret::new("sekrit-key-123"), refresh: false };
-        let body = r#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found: sekrit-key-123","context":{"requestId":"req-1"}}"#;
+        let body = r#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found: SEKRIT-KEY-12","context":{"requestId":"req-1"}}"#;
         let line = iam_error(&endpoint, 400, body, &grant).to_string();
         assert_eq!(
             line,
-            "IAM at https://iam.example refused the API key (HTTP 400, BXNIM0415E): Provided API key could not be found: REDACTED (request id req-1): check the key or profile, or create a new one"
+            "IAM at https://iam.example refused the API key (HTTP 400, BXNIM0415E): Provided API key could not be found (request id req-1): check the key or profile, or create a new one"
         );
     }
 

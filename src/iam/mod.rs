@@ -6,8 +6,9 @@ pub mod cache;
 pub mod endpoint;
 pub mod exchange;
 pub mod http;
+mod problem;
 
 pub use cache::{CachedExchange, TokenCache};
 pub use endpoint::Endpoint;
-pub use exchange::{Cached, Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
+pub use exchange::{deadline, Cached, Exchange, Grant, Profile, Token, BOUND, MAX_TOKEN_LIFETIME};
 pub use http::HttpExchange;

@@ -87,7 +87,7 @@ fn credential(ctx: &Context, source: &KeySource, what: &str) -> Result<Credentia
         KeySource::Env(name) => {
             let value = ctx
                 .env
-                .get(name)
+                .get(name)?
                 .ok_or_else(|| Error::failed(format!("{what}.apiKeyEnv names {name}, which is not set or empty")))?;
             Credential::ApiKey(Secret::new(value.trim()))
         }

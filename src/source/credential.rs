@@ -87,7 +87,7 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 /// Reads a key or token from a file, trimmed. `what` names the setting that pointed here, for
 /// the error line; the file's contents never appear in it.
 pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret> {
-    let bytes = files::read_limited(path, MAX_SECRET_FILE)
+    let bytes = files::read_limited(path, MAX_SECRET_FILE, true)
         .map_err(|e| Error::failed(format!("{what}: cannot read {}: {e}", path.display())))?
         .ok_or_else(|| Error::failed(format!("{what}: {} does not exist", path.display())))?;
     let text =

@@ -15,6 +15,8 @@ use crate::secret::Secret;
 pub const API_KEY_VARS: [&str; 3] = ["IBMCLOUD_API_KEY", "IC_API_KEY", "BLUEMIX_API_KEY"];
 /// Access-token variables, with or without a leading `Bearer `.
 pub const TOKEN_VARS: [&str; 2] = ["IBMCLOUD_IAM_TOKEN", "IC_IAM_TOKEN"];
+/// Variables that hold a key or a long-lived token (not a short-lived access token).
+pub const KEY_VARS: [&str; 4] = ["IBMCLOUD_API_KEY", "IC_API_KEY", "BLUEMIX_API_KEY", "IBMCLOUD_CR_TOKEN"];
 /// Where compute resources find their token when `IBMCLOUD_CR_TOKEN` is not set.
 pub const DEFAULT_CR_TOKEN_PATHS: [&str; 3] = [
     "/var/run/secrets/tokens/vault-token",
@@ -31,7 +33,7 @@ impl Source for Environment {
 
     fn find(&self, ctx: &Context, _registry: &Registry, _mode: Mode) -> Result<Lookup> {
         for name in API_KEY_VARS {
-            if let Some(value) = ctx.env.get(name) {
+            if let Some(value) = ctx.env.get(name)? {
                 let key = secret_value(value, name)?;
                 if !key.is_empty() {
                     return Ok(found(Credential::ApiKey(key), name));
@@ -39,7 +41,7 @@ impl Source for Environment {
             }
         }
         for name in TOKEN_VARS {
-            if let Some(value) = ctx.env.get(name) {
+            if let Some(value) = ctx.env.get(name)? {
                 let value = value.trim();
                 let token = strip_bearer(value);
                 if !token.is_empty() {
@@ -47,7 +49,7 @@ impl Source for Environment {
                 }
             }
         }
-        if let Some(profile) = ctx.env.get("IBMCLOUD_CR_PROFILE") {
+        if let Some(profile) = ctx.env.get("IBMCLOUD_CR_PROFILE")? {
             let Some((cr_token, from)) = cr_token(ctx)? else {
                 return Err(crate::error::Error::failed(format!(
                     "IBMCLOUD_CR_PROFILE is set but there is no compute-resource token: set IBMCLOUD_CR_TOKEN (a token or @path), or run where {} exists",
@@ -67,8 +69,8 @@ impl Source for Environment {
 
 impl Environment {
     /// For a service account's token: the profile `IBMCLOUD_CR_PROFILE` names.
-    pub fn profile(ctx: &Context) -> Option<(Profile, String)> {
-        ctx.env.get("IBMCLOUD_CR_PROFILE").map(|value| (profile_ref(value), "IBMCLOUD_CR_PROFILE".to_owned()))
+    pub fn profile(ctx: &Context) -> Result<Option<(Profile, String)>> {
+        Ok(ctx.env.get("IBMCLOUD_CR_PROFILE")?.map(|value| (profile_ref(value), "IBMCLOUD_CR_PROFILE".to_owned())))
     }
 }
 
@@ -97,7 +99,7 @@ pub fn profile_ref(value: &str) -> Profile {
 /// The compute-resource token: `IBMCLOUD_CR_TOKEN` (a token or `@path`), else the first
 /// readable default path. Returns the token and where it came from.
 pub fn cr_token(ctx: &Context) -> Result<Option<(Secret, String)>> {
-    if let Some(value) = ctx.env.get("IBMCLOUD_CR_TOKEN") {
+    if let Some(value) = ctx.env.get("IBMCLOUD_CR_TOKEN")? {
         return Ok(Some((secret_value(value, "IBMCLOUD_CR_TOKEN")?, "IBMCLOUD_CR_TOKEN".to_owned())));
     }
     for path in DEFAULT_CR_TOKEN_PATHS {

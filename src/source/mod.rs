@@ -39,6 +39,17 @@ pub fn sources() -> [&'static dyn Source; 5] {
     ]
 }
 
+/// The environment variables that may hold a key or a long-lived token the helper reads: the
+/// API-key variables, the compute-resource token, and every variable the config file names with
+/// `apiKeyEnv`. `exec` keeps them from a child that gets a token instead.
+pub fn key_variables(ctx: &Context) -> Result<Vec<String>> {
+    let mut names: Vec<String> = environment::KEY_VARS.iter().map(|n| n.to_string()).collect();
+    if let Some(config) = ctx.config()? {
+        names.extend(config.key_variables().map(str::to_owned));
+    }
+    Ok(names)
+}
+
 /// The trusted profile a Kubernetes service account's token is exchanged for, and where it was
 /// named, in this order: the service account's annotation (only annotations the kubelet's
 /// `CredentialProviderConfig` lists ever reach the plugin, so listing them there is the
@@ -64,7 +75,7 @@ pub fn service_account_profile(
     if let Some(entry) = config::ConfigEntry::profile(ctx, registry)? {
         return Ok(entry);
     }
-    if let Some(profile) = environment::Environment::profile(ctx) {
+    if let Some(profile) = environment::Environment::profile(ctx)? {
         return Ok(Some(profile));
     }
     config::ConfigDefault::profile(ctx)

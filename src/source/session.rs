@@ -26,12 +26,12 @@ impl Source for CliSession {
     }
 
     fn find(&self, ctx: &Context, _registry: &Registry, mode: Mode) -> Result<Lookup> {
-        let Some(path) = session_file(ctx) else {
+        let Some(path) = session_file(ctx)? else {
             return Ok(Lookup::Missed("no HOME, IBMCLOUD_HOME or IBMCLOUD_CONFIG_HOME".to_owned()));
         };
         let origin = format!("ibmcloud CLI session {}", path.display());
         // Not our file: anything wrong with it is a reason to skip it, with a warning, not a failure.
-        let bytes = match files::read_limited(&path, MAX_FILE) {
+        let bytes = match files::read_limited(&path, MAX_FILE, true) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(Lookup::Missed(format!("{} does not exist", path.display()))),
             Err(e) => {
@@ -76,12 +76,12 @@ impl Source for CliSession {
 /// `$IBMCLOUD_CONFIG_HOME/config.json`, else `config.json` in `$IBMCLOUD_HOME/.ibmcloud` or
 /// `$IBMCLOUD_HOME/.bluemix` (`$HOME` when `IBMCLOUD_HOME` is unset; `.ibmcloud` wins when it
 /// exists).
-fn session_file(ctx: &Context) -> Option<PathBuf> {
-    if let Some(dir) = ctx.env.get("IBMCLOUD_CONFIG_HOME") {
-        return Some(PathBuf::from(dir).join("config.json"));
+fn session_file(ctx: &Context) -> Result<Option<PathBuf>> {
+    if let Some(dir) = ctx.env.path("IBMCLOUD_CONFIG_HOME") {
+        return Ok(Some(dir.join("config.json")));
     }
-    let home = ctx.env.get("IBMCLOUD_HOME").map(PathBuf::from).or_else(|| ctx.env.home_dir.clone())?;
+    let Some(home) = ctx.env.path("IBMCLOUD_HOME").or_else(|| ctx.env.home_dir.clone()) else { return Ok(None) };
     let ibmcloud = home.join(".ibmcloud");
     let dir = if ibmcloud.is_dir() { ibmcloud } else { home.join(".bluemix") };
-    Some(dir.join("config.json"))
+    Ok(Some(dir.join("config.json")))
 }

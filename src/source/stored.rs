@@ -14,7 +14,7 @@ impl Source for StoredLogin {
     }
 
     fn find(&self, ctx: &Context, registry: &Registry, _mode: Mode) -> Result<Lookup> {
-        let Some(logins) = ctx.logins() else {
+        let Some(logins) = ctx.logins()? else {
             return Ok(Lookup::Missed("no config directory, so no stored logins".to_owned()));
         };
         let Some(login) = logins.get(registry)? else {

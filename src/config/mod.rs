@@ -3,7 +3,11 @@
 //! Every key is known; an unknown one, a wrong type, two credentials in one entry or a key of
 //! `registries` that is neither a host nor a region id is an error that names the file, the key
 //! and the line, because a silently ignored typo (`apikeyFile`) would send the wrong credentials.
-//! Validation happens inside deserialization (`try_from`), so serde_json supplies the position.
+//! serde checks syntax, types and unknown keys and knows the position; the values are validated
+//! after, and an error names the key path and looks its position up in the text. No error line
+//! repeats a value of the file, nor a key that does not read as a name (`messages`).
+
+mod messages;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::files;
 use crate::iam::{Endpoint, Profile};
 use crate::mode::Mode;
 use crate::registry::{self, Region, Registry};
@@ -47,6 +52,9 @@ pub struct Entry {
     pub region: Option<&'static Region>,
 }
 
+/// A config file is small; anything larger is not one.
+const MAX_FILE: u64 = 1 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub path: PathBuf,
@@ -68,13 +76,14 @@ pub struct Resolved<'a> {
 }
 
 impl Config {
-    /// Reads the config file at `path`; `Ok(None)` when there is none.
+    /// Reads the config file at `path` (a regular file of at most 1 MiB); `Ok(None)` when
+    /// there is none.
     pub fn load(path: &Path) -> Result<Option<Config>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::failed(format!("cannot read config file {}: {e}", path.display()))),
+        let fail = |why: String| Error::failed(format!("cannot read config file {}: {why}", path.display()));
+        let Some(bytes) = files::read_limited(path, MAX_FILE, true).map_err(|e| fail(e.to_string()))? else {
+            return Ok(None);
         };
+        let text = String::from_utf8(bytes).map_err(|_| fail("it is not UTF-8 text".to_owned()))?;
         Config::parse(path, &text).map(Some)
     }
 
@@ -86,18 +95,30 @@ impl Config {
         // serde_path_to_error names the key of a type error, which serde_json alone does not.
         let mut json = serde_json::Deserializer::from_str(text);
         let Object(raw): Object<RawTop> = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-            // The path is `.` at the top and ends in `?` where the input ended before a key did.
-            let path = e.path().to_string();
-            let path = path.strip_suffix('?').unwrap_or(&path);
-            match path.strip_suffix('.').unwrap_or(path) {
-                "" => fail(e.inner().to_string()),
-                path => fail(format!("{path}: {}", e.inner())),
+            let mut keys: Vec<String> = e
+                .path()
+                .iter()
+                .filter_map(|segment| match segment {
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                    _ => None,
+                })
+                .collect();
+            let at = messages::at(Some((e.inner().line(), e.inner().column())));
+            let message = messages::describe(e.inner());
+            if message.starts_with("unknown key") {
+                keys.pop(); // the message names it
+            }
+            match keys.is_empty() {
+                true => fail(format!("{message}{at}")),
+                false => fail(format!("{}: {message}{at}", messages::shown_path(keys.iter().map(String::as_str)))),
             }
         })?;
-        json.end().map_err(|e| fail(e.to_string()))?;
+        json.end()
+            .map_err(|e| fail(format!("{}{}", messages::describe(&e), messages::at(Some((e.line(), e.column()))))))?;
         let located = |keys: &[&str], message: String| {
-            let at = line_of(text, keys).map(|line| format!(" at line {line}")).unwrap_or_default();
-            fail(format!("{}: {message}{at}", keys.join(".")))
+            let at = messages::at(messages::position_of(text, keys));
+            fail(format!("{}: {message}{at}", messages::shown_path(keys.iter().copied())))
         };
         let iam_endpoint = match raw.iam_endpoint {
             Some(text) => Some(Endpoint::parse(&text).map_err(|e| located(&["iamEndpoint"], e))?),
@@ -129,8 +150,8 @@ impl Config {
                         .to_owned(),
                 )
             })?;
-            if hosts.insert(host.clone(), entry).is_some() {
-                return Err(located(&["registries", &key], format!("host {host} is named twice")));
+            if hosts.insert(host, entry).is_some() {
+                return Err(located(&["registries", &key], "this host is named twice".to_owned()));
             }
         }
         Ok(Config {
@@ -140,6 +161,16 @@ impl Config {
             kubelet_cache_duration,
             hosts,
             regions,
+        })
+    }
+
+    /// The variables `apiKeyEnv` names, anywhere in the file.
+    pub fn key_variables(&self) -> impl Iterator<Item = &str> {
+        let entries =
+            std::iter::once(&self.default).chain(self.hosts.values()).chain(self.regions.iter().map(|(_, e)| e));
+        entries.filter_map(|e| match &e.credential {
+            Some(KeySource::Env(name)) => Some(name.as_str()),
+            _ => None,
         })
     }
 
@@ -226,9 +257,10 @@ type Invalid = (&'static str, String);
 
 fn entry(raw: RawEntry) -> Result<Entry, Invalid> {
     let region = match raw.region {
-        Some(name) => Some(registry::region_named(&name).ok_or_else(|| {
-            ("region", format!("`{name}` is not a region id of the registry table (such as `us-south`)"))
-        })?),
+        Some(name) => Some(
+            registry::region_named(&name)
+                .ok_or_else(|| ("region", "not a region id of the registry table (such as `us-south`)".to_owned()))?,
+        ),
         None => None,
     };
     let credential =
@@ -257,7 +289,7 @@ fn credential(
     }
     if let Some(name) = api_key_env {
         if name.is_empty() || name.contains(['=', '\0']) {
-            return Err(("apiKeyEnv", format!("`{name}` is not an environment variable name")));
+            return Err(("apiKeyEnv", "not the name of an environment variable".to_owned()));
         }
         found.push(("apiKeyEnv", KeySource::Env(name)));
     }
@@ -277,17 +309,6 @@ fn credential(
         return Err((found[1].0, format!("an entry takes one credential, but this one has {}", names.join(" and "))));
     }
     Ok(found.pop().map(|(_, c)| c))
-}
-
-/// The line of the last key of `path`, found by looking each key up, quoted, after the one
-/// before it. Good enough for a message; `None` when a key is not found as written.
-fn line_of(text: &str, path: &[&str]) -> Option<usize> {
-    let mut at = 0;
-    for key in path {
-        let quoted = serde_json::to_string(key).ok()?;
-        at += text[at..].find(&quoted)?;
-    }
-    Some(text[..at].lines().count().max(1) + usize::from(text[..at].ends_with('\n')))
 }
 
 #[cfg(test)]
@@ -353,14 +374,18 @@ mod tests {
         let cases = [
             ("{\n  \"apikeyFile\": \"/x\"\n}", "apikeyFile", 2),
             ("{\n \"registries\": {\n  \"de.icr.io\": {\"apiKey\": \"k\", \"mdoe\": \"x\"}\n }\n}", "mdoe", 3),
-            ("{\n \"mode\": \"bearer\"\n}", "bearer", 2),
+            ("{\n \"mode\": \"bearer\"\n}", "mode: not a value this key takes", 2),
             ("{\n \"registries\": {\n  \"https://de.icr.io/v2\": {}\n }\n}", "https://de.icr.io/v2", 3),
             (
                 "{\n \"registries\": {\n  \"x.example\": {\"apiKey\": \"k\", \"apiKeyEnv\": \"E\"}\n }\n}",
                 "apiKey and apiKeyEnv",
                 3,
             ),
-            ("{\n \"registries\": {\n  \"x.example\": {\"region\": \"mars\"}\n }\n}", "mars", 3),
+            (
+                "{\n \"registries\": {\n  \"x.example\": {\"region\": \"mars\"}\n }\n}",
+                "x.example.region: not a region id",
+                3,
+            ),
             ("{\n \"iamEndpoint\": \"http://iam.cloud.ibm.com\"\n}", "iamEndpoint", 2),
             ("{\n \"trustedProfile\": {\"profileId\": \"a\", \"profileName\": \"b\"}\n}", "trustedProfile", 2),
             ("{\n \"mode\": 3\n}", "mode", 2),
@@ -388,7 +413,7 @@ mod tests {
             ("{\n \"trustedProfile\": [\"Profile-1\", null, null]\n}", 2),
         ] {
             let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains("invalid type: sequence, expected an object"), "{err}");
+            assert!(err.contains("expected an object, found an array"), "{err}");
             assert!(err.contains(&format!("line {line}")), "{err}");
         }
     }

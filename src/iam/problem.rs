@@ -1,0 +1,115 @@
+//! IAM's error answers as one line that can hold no secret.
+//!
+//! IAM's free text is input like any other, and it can echo what was sent: an API key in upper
+//! case, or cut by a character, passes any scrubbing by exact match. So the line names only
+//! what cannot hold the key: IAM's error code and request id (each checked to look like one), a
+//! sentence of our own for the codes IAM documents, and what to do. The fields are read the way
+//! IBM's SDKs read them (`errorCode`, else `code`, else the first of `errors[]`; the request id
+//! in `context.requestId`).
+
+use serde::Deserialize;
+
+/// The documented IAM codes, each with what it means. Anything else shows as its code alone.
+const KNOWN: &[(&str, &str)] = &[
+    ("BXNIM0415E", "Provided API key could not be found"),
+    ("BXNIM0407E", "the token is not valid"),
+    ("BXNIM0408E", "the refresh token has expired: log in again"),
+    ("BXNIM0439E", "the session is not active any more: log in again"),
+    ("BXNIM0400E", "the external authentication failed"),
+    ("BXNIM0106E", "the token has expired"),
+    ("BXNIM0308E", "no authorization header was found"),
+];
+
+#[derive(Deserialize, Default)]
+struct Body {
+    #[serde(rename = "errorCode")]
+    error_code: Option<serde_json::Value>,
+    code: Option<serde_json::Value>,
+    errors: Option<Vec<Item>>,
+    context: Option<Context>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    code: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Context {
+    #[serde(rename = "requestId")]
+    request_id: Option<serde_json::Value>,
+}
+
+/// `(HTTP 400, BXNIM0415E): Provided API key could not be found (request id …)`, the part of the
+/// error line after "IAM at … refused the API key".
+pub fn describe(status: u16, body: &str) -> String {
+    let body: Body = serde_json::from_str(body).unwrap_or_default();
+    let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    let code = text(body.error_code)
+        .or_else(|| text(body.code))
+        .or_else(|| body.errors.and_then(|e| e.into_iter().next()).and_then(|i| text(i.code)))
+        .filter(|c| is_code(c));
+    let request_id = text(body.context.and_then(|c| c.request_id)).filter(|id| is_request_id(id));
+    let mut line = format!("(HTTP {status}");
+    if let Some(code) = &code {
+        line.push_str(&format!(", {code}"));
+    }
+    line.push(')');
+    if let Some((_, meaning)) = code.as_deref().and_then(|c| KNOWN.iter().find(|(k, _)| *k == c)) {
+        line.push_str(&format!(": {meaning}"));
+    }
+    if let Some(id) = request_id {
+        line.push_str(&format!(" (request id {id})"));
+    }
+    line
+}
+
+/// An IAM error code: `BXNIM0415E`, letters and digits only, short.
+fn is_code(code: &str) -> bool {
+    (4..=16).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// A request id: a UUID or something as plain.
+fn is_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_documented_code_gets_its_meaning_and_anything_else_only_its_code() {
+        let body = r#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found: SECRET-KEY","context":{"requestId":"a1b2-c3"}}"#;
+        assert_eq!(
+            describe(400, body),
+            "(HTTP 400, BXNIM0415E): Provided API key could not be found (request id a1b2-c3)"
+        );
+        let body = r#"{"errorCode":"BXNIM0999E","errorMessage":"key secret-key-xyz is locked"}"#;
+        assert_eq!(describe(403, body), "(HTTP 403, BXNIM0999E)");
+    }
+
+    #[test]
+    fn the_code_is_read_where_ibms_sdks_read_it() {
+        assert_eq!(describe(400, r#"{"code":"BXNIM0407E"}"#), "(HTTP 400, BXNIM0407E): the token is not valid");
+        assert_eq!(
+            describe(400, r#"{"errors":[{"code":"BXNIM0408E","message":"x"}]}"#),
+            "(HTTP 400, BXNIM0408E): the refresh token has expired: log in again"
+        );
+    }
+
+    #[test]
+    fn nothing_that_could_hold_input_is_shown() {
+        for body in [
+            r#"{"errorCode":"apikey=SECRET","context":{"requestId":"SECRET KEY"}}"#,
+            r#"{"errorCode":"SECRETSECRETSECRETSECRET"}"#,
+            r#"{"errorMessage":"SECRET"}"#,
+            "SECRET",
+            "",
+        ] {
+            let line = describe(400, body);
+            assert!(!line.contains("SECRET"), "{body}: {line}");
+            assert!(line.starts_with("(HTTP 400"), "{line}");
+        }
+    }
+}
