@@ -293,3 +293,86 @@ fn names_in(s: &Scenario) -> Vec<String> {
     names.sort();
     names
 }
+
+// ---- No error line repeats what the config file or the environment holds ----
+
+/// A secret-shaped value: what an API key looks like.
+const PASTED: &str = "Pasted0ApiKey1Looking2Thing3xyzABCDEFGHIJKLm";
+
+#[test]
+fn no_config_error_repeats_a_value_from_the_file_wrong_type_wrong_place_or_malformed() {
+    let k = PASTED;
+    let configs = [
+        // a secret where another type belongs
+        format!(r#"{{"registries":{{"us.icr.io":"{k}"}}}}"#),
+        format!(r#"{{"trustedProfile":"{k}"}}"#),
+        format!(r#"{{"registries":{{"us.icr.io":{{"trustedProfile":"{k}"}}}}}}"#),
+        format!(r#"{{"registries":"{k}"}}"#),
+        format!(r#""{k}""#),
+        format!(r#"["{k}"]"#),
+        format!(r#"{{"apiKey":["{k}"]}}"#),
+        // a secret in the wrong place
+        format!(r#"{{"mode":"{k}"}}"#),
+        format!(r#"{{"registries":{{"us.icr.io":{{"mode":"{k}"}}}}}}"#),
+        format!(r#"{{"apiKeyEnv":"{k}=1"}}"#),
+        format!(r#"{{"registries":{{"eu-de":{{"apiKeyEnv":"{k}="}}}}}}"#),
+        format!(r#"{{"registries":{{"us.icr.io":{{"region":"{k}"}}}}}}"#),
+        format!(r#"{{"kubeletCacheDuration":"{k}"}}"#),
+        format!(r#"{{"iamEndpoint":"{k}"}}"#),
+        format!(r#"{{"{k}":"x"}}"#),
+        format!(r#"{{"trustedProfile":{{"{k}":"x"}}}}"#),
+        format!(r#"{{"registries":{{"us.icr.io":{{"{k}":1}}}}}}"#),
+        format!(r#"{{"registries":{{"{k}/x":{{}}}}}}"#),
+        format!(r#"{{"registries":{{"https://u:{k}@us.icr.io":{{}}}}}}"#),
+        // a secret in a malformed value
+        format!(r#"{{"iamEndpoint":"https://user:{k}@iam.example.com"}}"#),
+        format!(r#"{{"iamEndpoint":"https://iam.example.com/?apikey={k}"}}"#),
+        format!(r#"{{"iamEndpoint":"http://iam.example.com/{k}"}}"#),
+        format!(r#"{{"iamEndpoint":"ftp://{k}"}}"#),
+        format!(r#"{{"apiKey":"{k}","apiKeyFile":"/x"}}"#),
+        format!(r#"{{"trustedProfile":{{"profileId":"{k}","profileName":"{k}"}}}}"#),
+        format!(r#"{{"apiKey":"{k}"}} trailing"#),
+        format!(r#"{{"apiKey":"{k}","apiKey":"{k}"}}"#),
+        format!(r#"{{"apiKey":"{k}""#),
+        format!(r#"{{"registries":{{"us.icr.io":{{"apiKey":"{k}","region":"mars"}}}}}}"#),
+        format!(r#"{{"registries":{{"us.icr.io":{{"apiKey":"{k}"}},"US.icr.io":{{"apiKey":"{k}"}}}}}}"#),
+    ];
+    for config in &configs {
+        let s = Scenario::new();
+        let path = s.write_config(config);
+        for out in [
+            s.get("us.icr.io"),
+            s.list(),
+            s.store("mirror.example.com", "u", "p"),
+            s.run(&["explain", "us.icr.io"], ""),
+        ] {
+            out.never_shows(PASTED).never_shows(&PASTED[10..30]);
+            let text = out.all_text();
+            assert!(text.contains(&format!("config file {}", path.display())), "{config}\n{out}");
+            assert!(text.contains(" at line ") && text.contains(" column "), "no position: {config}\n{out}");
+        }
+    }
+}
+
+#[test]
+fn no_environment_error_repeats_the_value() {
+    let k = PASTED;
+    for (name, value) in [
+        ("DOCKER_CREDENTIAL_ICR_MODE", k.to_owned()),
+        ("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", format!("https://u:{k}@iam.example.com")),
+        ("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", format!("https://iam.example.com/?k={k}")),
+        ("IBMCLOUD_IAM_API_ENDPOINT", k.to_owned()),
+        ("DOCKER_CREDENTIAL_ICR_LOG", k.to_owned()),
+        ("DOCKER_CREDENTIAL_ICR_CONFIG", k.to_owned()),
+        ("DOCKER_CREDENTIAL_ICR_CACHE_DIR", k.to_owned()),
+    ] {
+        let mut s = Scenario::new();
+        s.set("IBMCLOUD_API_KEY", "the-real-key-0123456789abcdef").set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+        s.unset("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT");
+        s.set(name, &value);
+        for out in [s.get("us.icr.io"), s.run(&["explain", "us.icr.io"], "")] {
+            out.never_shows(PASTED).never_shows(&PASTED[10..30]).never_shows("the-real-key-0123456789abcdef");
+            assert!(out.all_text().contains(name), "the line names {name}\n{out}");
+        }
+    }
+}

@@ -348,10 +348,7 @@ fn a_token_with_under_10_s_left_does_not_stand_in() {
     let run = case.get(SERVER);
     assert_eq!(
         blank_request_id(&run.error_line()),
-        format!(
-            "IAM at {} refused the API key (HTTP 503, BXNIM0103E) (request id <ID>)",
-            iam.url()
-        )
+        format!("IAM at {} refused the API key (HTTP 503, BXNIM0103E) (request id <ID>)", iam.url())
     );
     assert!(!run.all_text().contains(STALE_TOKEN), "{}", run);
 }
@@ -416,10 +413,7 @@ fn repeated_503s_end_in_one_line_after_a_bounded_number_of_tries() {
     let (line, _) = failing_get(&bearer_case(&iam));
     assert_eq!(
         blank_request_id(&line),
-        format!(
-            "IAM at {} refused the API key (HTTP 503, BXNIM0103E) (request id <ID>)",
-            iam.url()
-        )
+        format!("IAM at {} refused the API key (HTTP 503, BXNIM0103E) (request id <ID>)", iam.url())
     );
     assert_eq!(iam.request_count(), 4);
 }

@@ -171,6 +171,7 @@ fn answer(ctx: &Context, plan: &Plan, report: &mut Report) {
     );
     match ctx.exchange.cached(&exchange.endpoint, &exchange.grant) {
         Cached::Off => report.line("token cache", "off: every get asks IAM"),
+        Cached::Unusable(why) => report.line("token cache", format_args!("not used ({why}): every get asks IAM")),
         Cached::Empty(dir) => {
             report.line("token cache", format_args!("empty: get asks IAM (cache in {})", dir.display()))
         }

@@ -222,14 +222,12 @@ impl Exchange for CachedExchange<'_> {
 
     fn cached(&self, endpoint: &Endpoint, grant: &Grant) -> Cached {
         match &self.cache {
-            Err(_) | Ok(None) => Cached::Off,
+            Err(e) => Cached::Unusable(e.to_string()),
+            Ok(None) => Cached::Off,
             Ok(Some(cache)) => match cache.read(&cache.path(endpoint, grant), self.log) {
                 Ok(Some(Entry { token: Some(token), .. })) => Cached::Token(token.into()),
                 Ok(_) => Cached::Empty(cache.dir().to_owned()),
-                Err(why) => {
-                    self.unusable(cache, &why);
-                    Cached::Off
-                }
+                Err(why) => Cached::Unusable(format!("{}: {why}", cache.dir().display())),
             },
         }
     }

@@ -86,6 +86,8 @@ pub trait Exchange {
 pub enum Cached {
     /// No cache: every exchange goes to IAM.
     Off,
+    /// The cache is set up, but cannot be used, for this reason: every exchange goes to IAM.
+    Unusable(String),
     /// Nothing for this grant yet; the cache is in this directory.
     Empty(std::path::PathBuf),
     /// This token, fresh or not.

@@ -14,6 +14,7 @@
 pub mod iam;
 pub mod kubelet;
 pub mod procs;
+pub mod terminal;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -248,8 +249,10 @@ impl Scenario {
             program: None,
             args: args.iter().map(|a| a.as_ref().to_owned()).collect(),
             env: Vec::new(),
+            unset: Vec::new(),
             stdin: Vec::new(),
             timeout: TIMEOUT,
+            user: None,
         }
     }
 
@@ -302,6 +305,25 @@ pub fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
 }
 
+/// The path of a system program a test runs, or a failure naming it (`.ci/run` installs them).
+#[track_caller]
+pub fn tool(name: &str) -> String {
+    SYSTEM_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is needed by this test and is not in {SYSTEM_PATH}: install its Debian package")
+        })
+}
+
+/// Whether the tests run as root (the owner of `/proc/self` is the effective user).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
@@ -322,8 +344,10 @@ pub struct Run<'a> {
     program: Option<String>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    unset: Vec<OsString>,
     stdin: Vec<u8>,
     timeout: Duration,
+    user: Option<(u32, u32)>,
 }
 
 impl Run<'_> {
@@ -342,6 +366,37 @@ impl Run<'_> {
         self
     }
 
+    /// Leaves out a variable the scenario sets.
+    pub fn without(mut self, name: &str) -> Self {
+        self.unset.push(name.into());
+        self
+    }
+
+    /// Runs as this user and group (the tests run as root, and some need someone else).
+    #[track_caller]
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        assert!(is_root(), "this test runs the helper as uid {uid}, which only root can do: run the tests as root");
+        self.user = Some((uid, gid));
+        self
+    }
+
+    /// The command this run would start, for a test that starts it itself.
+    pub fn command(&self) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(self.program.as_deref().unwrap_or(BIN));
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(
+                self.scenario.env.iter().chain(&self.env).filter(|(k, _)| !self.unset.contains(k)).map(|(k, v)| (k, v)),
+            )
+            .current_dir(self.scenario.root());
+        if let Some((uid, gid)) = self.user {
+            command.uid(uid).gid(gid);
+        }
+        command
+    }
+
     pub fn run(self) -> Output {
         self.spawn().wait()
     }
@@ -349,15 +404,8 @@ impl Run<'_> {
     /// Starts the process and hands back its stdout line by line as it comes, for a test that
     /// acts while the process runs (signals it once it says it is ready).
     pub fn start(self) -> Live {
-        let mut command = Command::new(self.program.as_deref().unwrap_or(BIN));
-        command
-            .args(&self.args)
-            .env_clear()
-            .envs(self.scenario.env.iter().chain(&self.env).map(|(k, v)| (k, v)))
-            .current_dir(self.scenario.root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = self.command();
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let description = self.describe();
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
         let (tx, lines) = std::sync::mpsc::channel();
@@ -377,12 +425,7 @@ impl Run<'_> {
 
     /// Starts the process and returns at once, for tests that run several side by side.
     pub fn spawn(self) -> Running {
-        let mut command = Command::new(self.program.as_deref().unwrap_or(BIN));
-        command
-            .args(&self.args)
-            .env_clear()
-            .envs(self.scenario.env.iter().chain(&self.env).map(|(k, v)| (k, v)))
-            .current_dir(self.scenario.root());
+        let mut command = self.command();
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let description = self.describe();
         let started = Instant::now();
@@ -395,7 +438,19 @@ impl Run<'_> {
         });
         let stdout = reader(child.stdout.take().unwrap());
         let stderr = reader(child.stderr.take().unwrap());
-        Running { child, description, started, timeout: self.timeout, writer, stdout, stderr }
+        let (pid, timeout) = (child.id(), self.timeout);
+        let exit = thread::spawn(move || loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            thread::sleep(Duration::from_millis(2));
+        });
+        Running { pid, description, exit, timeout, writer, stdout, stderr }
     }
 
     fn describe(&self) -> String {
@@ -425,9 +480,12 @@ fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
 }
 
 pub struct Running {
-    child: Child,
+    pid: u32,
     description: String,
-    started: Instant,
+    /// A thread that watches the process from its start and reports when it ended (so that
+    /// `elapsed` is right however late `wait` is called), or `None` when it was killed for
+    /// taking longer than the run's timeout.
+    exit: JoinHandle<Option<(std::process::ExitStatus, Duration)>>,
     timeout: Duration,
     writer: JoinHandle<()>,
     stdout: JoinHandle<Vec<u8>>,
@@ -436,13 +494,14 @@ pub struct Running {
 
 impl Running {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
-    /// Waits for the process, killing it and failing the test after the run's timeout.
-    pub fn wait(mut self) -> Output {
-        let status = wait_bounded(&mut self.child, self.started, self.timeout, &self.description);
-        let elapsed = self.started.elapsed();
+    /// Waits for the process, failing the test if it outlived the run's timeout (it is killed).
+    pub fn wait(self) -> Output {
+        let Some((status, elapsed)) = self.exit.join().unwrap() else {
+            panic!("{} did not finish within {:?}", self.description, self.timeout);
+        };
         self.writer.join().unwrap();
         Output {
             description: self.description,
