@@ -69,13 +69,17 @@ impl<'a> Context<'a> {
     }
 
     /// The IAM endpoint: `DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT`, `IBMCLOUD_IAM_API_ENDPOINT`, the
-    /// config file's `iamEndpoint`, else IBM Cloud's public one.
+    /// config file's `iamEndpoint`, else IBM Cloud's public one; with the config file's
+    /// `iamCaFile`, if any, to trust for it.
     pub fn iam_endpoint(&self) -> Result<Endpoint> {
+        let config = self.config()?;
+        let ca_file = config.and_then(|c| c.iam_ca_file.clone());
         for name in ["DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", "IBMCLOUD_IAM_API_ENDPOINT"] {
             if let Some(value) = self.env.get(name)? {
-                return Endpoint::parse(value).map_err(|e| Error::failed(format!("{name}: {e}")));
+                let endpoint = Endpoint::parse(value).map_err(|e| Error::failed(format!("{name}: {e}")))?;
+                return Ok(endpoint.with_ca_file(ca_file));
             }
         }
-        Ok(self.config()?.and_then(|c| c.iam_endpoint.clone()).unwrap_or_default())
+        Ok(config.and_then(|c| c.iam_endpoint.clone()).unwrap_or_default().with_ca_file(ca_file))
     }
 }

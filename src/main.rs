@@ -8,7 +8,7 @@ fn main() {
     let deadline = iam::deadline(std::time::Instant::now());
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let env = Env::from_process();
-    let exchange = iam::HttpExchange::new(iam::http::Limits::default(), deadline);
+    let exchange = iam::HttpExchange::new(iam::http::Limits::default(), deadline, iam::Network::from_env(&env));
     let status = cli::run(
         &args,
         &env,

@@ -23,7 +23,7 @@ fn config_error(text: &str, message: &str) {
 fn an_unknown_key_is_named_with_its_line() {
     config_error(
         "{\n  \"apikeyFile\": \"/x\"\n}\n",
-        "unknown key apikeyFile: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `iamEndpoint`, `kubeletCacheDuration`, `registries` at line 2 column 14",
+        "unknown key apikeyFile: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `iamEndpoint`, `iamCaFile`, `kubeletCacheDuration`, `registries` at line 2 column 14",
     );
     config_error(
         "{\n \"registries\": {\n  \"de.icr.io\": {\"apiKey\": \"k\", \"mdoe\": \"x\"}\n }\n}",
@@ -123,7 +123,7 @@ fn a_broken_config_file_fails_every_action_that_reads_it() {
     let s = Scenario::new();
     let path = s.write_config("{\n  \"mdoe\": \"iamapikey\"\n}");
     let line = format!(
-        "config file {}: unknown key mdoe: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `iamEndpoint`, `kubeletCacheDuration`, `registries` at line 2 column 8",
+        "config file {}: unknown key mdoe: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `iamEndpoint`, `iamCaFile`, `kubeletCacheDuration`, `registries` at line 2 column 8",
         path.display()
     );
     s.get("us.icr.io").fails(&line);

@@ -566,7 +566,13 @@ fn an_untrusted_tls_certificate_is_a_tls_failure_and_not_retried() {
     let mut case = Scenario::with_endpoint(&tls.url());
     case.set("IBMCLOUD_API_KEY", API_KEY).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let (line, _) = failing_get(&case);
-    assert_eq!(line, format!("TLS with IAM at {} failed: invalid peer certificate: UnknownIssuer", tls.url()));
+    assert_eq!(
+        line,
+        format!(
+            "TLS with IAM at {} failed: the certificate of 127.0.0.1 is issued by a certificate authority this machine does not trust; trust it by adding it to the system's trust store, by pointing SSL_CERT_FILE or SSL_CERT_DIR at it, or with \"iamCaFile\" in the config file",
+            tls.url()
+        )
+    );
     assert_eq!(tls.connections(), 1, "a certificate that is not trusted now will not be trusted in a second");
 }
 

@@ -60,6 +60,8 @@ pub struct Config {
     pub path: PathBuf,
     pub default: Entry,
     pub iam_endpoint: Option<Endpoint>,
+    /// `iamCaFile`: a CA to trust for IAM beside the system's roots.
+    pub iam_ca_file: Option<PathBuf>,
     /// `kubeletCacheDuration`, in seconds: how long the kubelet may keep a credential that does
     /// not expire by itself (an API key, a stored login). `None`: the plugin's default.
     pub kubelet_cache_duration: Option<u64>,
@@ -158,6 +160,7 @@ impl Config {
             path: path.to_owned(),
             default: Entry { mode: raw.mode, credential, region: None },
             iam_endpoint,
+            iam_ca_file: raw.iam_ca_file,
             kubelet_cache_duration,
             hosts,
             regions,
@@ -203,6 +206,7 @@ struct RawTop {
     api_key_env: Option<String>,
     trusted_profile: Option<Object<RawTrustedProfile>>,
     iam_endpoint: Option<String>,
+    iam_ca_file: Option<PathBuf>,
     kubelet_cache_duration: Option<String>,
     #[serde(default)]
     registries: BTreeMap<String, Object<RawEntry>>,

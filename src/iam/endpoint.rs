@@ -2,12 +2,17 @@
 //! `https://` always, `http://` only to a loopback address (for a local fake IAM in tests).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// IBM Cloud's public IAM endpoint.
 pub const DEFAULT: &str = "https://iam.cloud.ibm.com";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint(String);
+pub struct Endpoint {
+    url: String,
+    /// A CA file to trust for it beside the system's roots (the config file's `iamCaFile`).
+    ca_file: Option<PathBuf>,
+}
 
 impl Endpoint {
     /// Validates an endpoint URL. The result has no trailing slash, so that
@@ -46,28 +51,42 @@ impl Endpoint {
                 url.host_str().unwrap_or("")
             ));
         }
-        Ok(Endpoint(url.as_str().trim_end_matches('/').to_owned()))
+        Ok(Endpoint { url: url.as_str().trim_end_matches('/').to_owned(), ca_file: None })
+    }
+
+    /// The same endpoint, its certificate also trusted when `ca_file` issued it.
+    pub fn with_ca_file(self, ca_file: Option<PathBuf>) -> Endpoint {
+        Endpoint { ca_file, ..self }
+    }
+
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.url
+    }
+
+    /// The host, for messages.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
     }
 
     /// `<endpoint>/identity/token`.
     pub fn token_url(&self) -> String {
-        format!("{}/identity/token", self.0)
+        format!("{}/identity/token", self.url)
     }
 }
 
 impl Default for Endpoint {
     fn default() -> Self {
-        Endpoint(DEFAULT.to_owned())
+        Endpoint { url: DEFAULT.to_owned(), ca_file: None }
     }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.url)
     }
 }
 

@@ -3,8 +3,15 @@
 //! Bounded in every dimension a dead or overloaded IAM could stretch: connect and per-attempt
 //! timeouts, a few retries with exponential backoff and jitter for 429 and 5xx (except 501),
 //! `Retry-After` honoured up to a cap, and one deadline for the whole exchange. Error lines
-//! name IAM's `errorCode`, `errorMessage` and request id, and never what was sent.
+//! name IAM's error code and request id (`problem`), and never what was sent.
+//!
+//! The request goes through the proxy `proxy` picks (ureq speaks CONNECT and sends the
+//! credentials), trusting the roots `trust` gathers; ureq's own reading of the proxy variables
+//! is never used, since it does not follow curl's rules (and would proxy a loopback endpoint).
 
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -12,6 +19,8 @@ use serde::Deserialize;
 use super::endpoint::Endpoint;
 use super::exchange::{Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
 use super::problem;
+use super::proxy::{Proxies, Proxy};
+use super::trust::Trust;
 use crate::error::{Error, Result};
 use crate::jwt;
 use crate::secret::Secret;
@@ -49,15 +58,50 @@ impl Default for Limits {
     }
 }
 
+/// What the network around IAM looks like: the proxies and the trusted roots, as the
+/// environment says (an unreadable proxy variable is reported when an exchange needs it).
+pub struct Network {
+    pub proxies: Result<Proxies>,
+    pub trust: Trust,
+}
+
+impl Network {
+    pub fn from_env(env: &crate::env::Env) -> Network {
+        Network { proxies: Proxies::from_env(env), trust: Trust::from_env(env) }
+    }
+}
+
+/// Trusted roots as ureq takes them.
+type Roots = Arc<Vec<ureq::tls::Certificate<'static>>>;
+
 pub struct HttpExchange {
     limits: Limits,
     /// The invocation's deadline, which every exchange ends by too.
     deadline: Instant,
+    network: Network,
+    /// The roots for a CA file, read at the first exchange over TLS and kept for the next.
+    roots: RefCell<Option<(Option<PathBuf>, Roots)>>,
 }
 
 impl HttpExchange {
-    pub fn new(limits: Limits, deadline: Instant) -> Self {
-        HttpExchange { limits, deadline }
+    pub fn new(limits: Limits, deadline: Instant, network: Network) -> Self {
+        HttpExchange { limits, deadline, network, roots: RefCell::new(None) }
+    }
+
+    /// The roots to verify IAM's certificate with, for this endpoint's CA file.
+    fn roots(&self, endpoint: &Endpoint) -> Result<Roots> {
+        let ca_file = endpoint.ca_file().map(PathBuf::from);
+        if let Some((file, roots)) = &*self.roots.borrow() {
+            if *file == ca_file {
+                return Ok(Arc::clone(roots));
+            }
+        }
+        let roots = self.network.trust.roots(ca_file.as_deref())?;
+        let certs: Vec<ureq::tls::Certificate<'static>> =
+            roots.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
+        let certs = Arc::new(certs);
+        *self.roots.borrow_mut() = Some((ca_file, Arc::clone(&certs)));
+        Ok(certs)
     }
 }
 
@@ -100,14 +144,42 @@ impl HttpExchange {
                 "IAM at {endpoint} did not answer in time: check the network or proxy, or try again"
             ))));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let url = url::Url::parse(&endpoint.token_url()).expect("an endpoint is a URL");
+        let proxies = match &self.network.proxies {
+            Ok(proxies) => proxies,
+            Err(e) => return Outcome::Done(Err(e.clone())),
+        };
+        let proxy = match proxies.for_url(&url) {
+            Ok(proxy) => proxy,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(self.limits.connect.min(timeout)))
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("docker-credential-icr/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .proxy(match &proxy {
+                Some(p) => match ureq::Proxy::new(&p.url) {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        return Outcome::Done(Err(Error::failed(format!(
+                            "{} is not a proxy URL that can be used: {}",
+                            p.from, p.shown
+                        ))))
+                    }
+                },
+                None => None,
+            });
+        if url.scheme() == "https" {
+            let roots = match self.roots(endpoint) {
+                Ok(roots) => roots,
+                Err(e) => return Outcome::Done(Err(e)),
+            };
+            config = config
+                .tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(roots)).build());
+        }
+        let agent: ureq::Agent = config.build().into();
         let mut request = agent.post(endpoint.token_url()).header("Accept", "application/json");
         let form: Vec<(&str, &str)> = match grant {
             Grant::ApiKey { apikey, refresh } => {
@@ -127,7 +199,7 @@ impl HttpExchange {
         let started = SystemTime::now();
         let mut response = match request.send_form(form) {
             Ok(response) => response,
-            Err(e) => return transport_error(endpoint, e),
+            Err(e) => return transport_error(endpoint, proxy.as_ref(), e),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -246,35 +318,69 @@ fn iam_error(endpoint: &Endpoint, status: u16, body: &str, grant: &Grant) -> Err
     Error::failed(format!("IAM at {endpoint} refused {what} {}{hint}", problem::describe(status, body)))
 }
 
-fn transport_error(endpoint: &Endpoint, e: ureq::Error) -> Outcome {
+/// What went wrong on the way to IAM, in a line that says where (the proxy, without its
+/// password, when there is one) and what to do.
+fn transport_error(endpoint: &Endpoint, proxy: Option<&Proxy>, e: ureq::Error) -> Outcome {
     let done = |m: String| Outcome::Done(Err(Error::failed(m)));
     let retry = |m: String| Outcome::Retry { error: Error::failed(m), retry_after: None };
+    let via = proxy.map(|p| format!(" through the proxy {} (from {})", p.shown, p.from)).unwrap_or_default();
+    let untrusted = || {
+        let host = endpoint.host();
+        format!(
+            "TLS with IAM at {endpoint}{via} failed: the certificate of {host} is issued by a certificate authority this machine does not trust; trust it by adding it to the system's trust store, by pointing SSL_CERT_FILE or SSL_CERT_DIR at it, or with \"iamCaFile\" in the config file"
+        )
+    };
+    let text = describe(&e);
     match &e {
-        ureq::Error::HostNotFound => done(format!(
-            "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
-        )),
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
-            done(format!("TLS with IAM at {endpoint} failed: {}", describe(&e)))
+        ureq::Error::ConnectProxyFailed(why) => {
+            let (proxy_shown, from) = proxy.map(|p| (p.shown.as_str(), p.from)).unwrap_or(("?", "the environment"));
+            let answered = why.strip_prefix("proxy server responded ").map(|s| s.replace('/', " "));
+            let hint = match answered.as_deref() {
+                Some(a) if a.starts_with("407") => ": check the user and password in the proxy URL",
+                _ => "",
+            };
+            match answered {
+                Some(answer) => done(format!(
+                    "the proxy {proxy_shown} (from {from}) refused to connect to IAM at {endpoint}: it answered {answer}{hint}"
+                )),
+                None => retry(format!("the proxy {proxy_shown} (from {from}) failed to connect to IAM at {endpoint}: {why}")),
+            }
         }
+        ureq::Error::HostNotFound => match proxy {
+            Some(p) => done(format!("cannot resolve the proxy {} (from {}): check {}", p.shown, p.from, p.from)),
+            None => done(format!(
+                "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
+            )),
+        },
+        _ if text.contains("UnknownIssuer") || text.contains("unknown issuer") => done(untrusted()),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => done(format!("TLS with IAM at {endpoint}{via} failed: {text}")),
         // rustls hands a failed handshake (an untrusted certificate, no common protocol) to ureq
         // as an `io::Error` of kind `InvalidData`: that is TLS, not connectivity, and another
         // attempt would fail the same way.
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            done(format!("TLS with IAM at {endpoint} failed: {}", io.to_string().replace(['\n', '\r'], " ")))
+            done(format!("TLS with IAM at {endpoint}{via} failed: {text}"))
         }
         ureq::Error::Timeout(_) => {
-            retry(format!("IAM at {endpoint} did not answer in time: check the network or proxy, or try again"))
+            retry(format!("IAM at {endpoint}{via} did not answer in time: check the network or proxy, or try again"))
         }
         // std's resolver reports a failed lookup as an uncategorised I/O error; only its text
         // tells it apart from a refused connection, and it is not worth retrying.
-        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => done(format!(
-            "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
-        )),
-        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => retry(format!(
-            "cannot connect to IAM at {endpoint} ({}): check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT",
-            describe(&e)
-        )),
-        _ => done(format!("request to IAM at {endpoint} failed: {}", describe(&e))),
+        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => match proxy {
+            Some(p) => done(format!("cannot resolve the proxy {} (from {}): check {}", p.shown, p.from, p.from)),
+            None => done(format!(
+                "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
+            )),
+        },
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => match proxy {
+            Some(p) => retry(format!(
+                "cannot connect to the proxy {} (from {}) for IAM at {endpoint}: {text}",
+                p.shown, p.from
+            )),
+            None => retry(format!(
+                "cannot connect to IAM at {endpoint} ({text}): check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
+            )),
+        },
+        _ => done(format!("request to IAM at {endpoint}{via} failed: {text}")),
     }
 }
 

@@ -7,8 +7,10 @@ pub mod endpoint;
 pub mod exchange;
 pub mod http;
 mod problem;
+pub mod proxy;
+pub mod trust;
 
 pub use cache::{CachedExchange, TokenCache};
 pub use endpoint::Endpoint;
 pub use exchange::{deadline, Cached, Exchange, Grant, Profile, Token, BOUND, MAX_TOKEN_LIFETIME};
-pub use http::HttpExchange;
+pub use http::{HttpExchange, Network};
