@@ -91,6 +91,8 @@ pub fn check_private(dir: &Path, file: Option<&Path>) -> Result<(), String> {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+    /// Whether another process held it when it was asked for, so that this one waited.
+    pub waited: bool,
 }
 
 /// The lock file that guards `target`: `<target>.lock`.
@@ -108,9 +110,10 @@ pub fn lock(lock_file: &Path, deadline: Instant, whose: Dir) -> io::Result<Optio
     }
     let file = sys::open_private(lock_file)?;
     let mut pause = Duration::from_millis(1);
+    let mut waited = false;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Some(Lock { _file: file })),
+            Ok(()) => return Ok(Some(Lock { _file: file, waited })),
             Err(fs::TryLockError::WouldBlock) => {}
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
@@ -118,6 +121,7 @@ pub fn lock(lock_file: &Path, deadline: Instant, whose: Dir) -> io::Result<Optio
         if now >= deadline {
             return Ok(None);
         }
+        waited = true;
         std::thread::sleep(pause.min(deadline - now));
         pause = (pause * 2).min(Duration::from_millis(25));
     }

@@ -2,7 +2,8 @@
 //! credential helpers in parallel, and a parallel build on a cold cache is the common case.
 //!
 //! - 200 `get`s on a cold bearer cache make one IAM exchange between them and print the same
-//!   answer.
+//!   answer; when that exchange fails, those that waited for it report its failure without
+//!   asking again, and the next `get` asks again.
 //! - 200 `store`/`erase` on distinct registries, and on one registry, leave `credentials.json`
 //!   holding exactly what the last operation on each registry did.
 //!
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::procs::{collect_exits, stored_logins, write_config, Proc, Rng};
 use common::Scenario;
-use fake_iam::{Config, FakeIam};
+use fake_iam::{Behavior, Config, FakeIam};
 
 const N: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -61,6 +62,39 @@ fn two_hundred_cold_gets_make_one_exchange_and_print_one_answer() {
     }
     assert_eq!(iam.request_count(), 1, "parallel cold gets must share one IAM exchange");
     assert_eq!(iam.tokens_issued(), 1);
+}
+
+#[test]
+fn gets_that_waited_for_a_failed_exchange_share_its_failure_and_the_next_get_asks_again() {
+    // IAM does not know the key yet, and takes 3 s to say so: every get queues behind the first.
+    let iam = FakeIam::start(
+        Config::new().apikey("another-key").lifetime(3600).script([Behavior::Delay(Duration::from_secs(3))]),
+    );
+    let mut home = Scenario::with_iam(&iam);
+    home.set("IBMCLOUD_API_KEY", "concurrency-api-key").set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    let out = tempfile::tempdir().unwrap();
+    const WAITING: usize = 50;
+    let mut procs: Vec<Proc> = (0..WAITING).map(|i| Proc::spawn(home.command(&["get"]), out.path(), i)).collect();
+    let (tx, rx) = mpsc::channel();
+    let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
+    for p in &mut procs {
+        p.watch(&tx);
+    }
+    for p in &mut procs {
+        p.release("us.icr.io\n");
+    }
+    let exits = collect_exits(&rx, WAITING, TIMEOUT, &pids);
+    let refusal = procs[0].stdout();
+    assert!(refusal.starts_with("IAM at ") && refusal.contains("BXNIM0415E"), "{refusal:?}");
+    for (p, exit) in procs.iter().zip(&exits) {
+        assert_eq!(exit.unwrap().0.code(), Some(1), "get #{}: {:?}", p.index, p.stdout());
+        assert_eq!((p.stdout(), p.stderr()), (refusal.clone(), String::new()), "get #{}", p.index);
+    }
+    assert_eq!(iam.request_count(), 1, "those waiting for the failed exchange must not ask again");
+    // The key is now known: a get that starts after the failure asks IAM itself.
+    iam.add_apikey("concurrency-api-key");
+    assert_eq!(home.get("us.icr.io").answer("us.icr.io").0, "iambearer");
+    assert_eq!(iam.request_count(), 2);
 }
 
 /// One operation of a storm and what it leaves behind for its registry.

@@ -141,7 +141,8 @@ impl Drop for Installed {
 /// The environment variables the code reads or sets: quoted names in `src/` with the prefixes
 /// of this domain.
 fn env_vars_in_src() -> BTreeSet<String> {
-    let prefixes = ["DOCKER_CREDENTIAL_ICR_", "IBMCLOUD_", "IC_", "BLUEMIX_", "DOCKER_", "REGISTRY_", "ICR_", "XDG_"];
+    let prefixes =
+        ["DOCKER_CREDENTIAL_ICR_", "IBMCLOUD_", "IC_", "BLUEMIX_", "DOCKER_", "REGISTRY_", "ICR_", "XDG_", "SSL_"];
     let mut names = BTreeSet::new();
     let mut stack = vec![workspace().join("src")];
     while let Some(dir) = stack.pop() {
@@ -210,6 +211,16 @@ fn man_page_documents_every_action_subcommand_environment_variable_and_file() {
         "IBMCLOUD_HOME",
         "DOCKER_CONFIG",
         "REGISTRY_AUTH_FILE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
     ];
     let in_src = env_vars_in_src();
     assert!(in_src.contains("IBMCLOUD_API_KEY"), "the scan of src/ found no variables: {in_src:?}");

@@ -4,7 +4,8 @@
 //! per key rather than one file for all: independent credentials never wait for each other, a
 //! corrupt file costs one exchange for one key, and the per-key lock *is* the single flight —
 //! the first process to miss takes the lock and asks IAM; the others wait on the same lock
-//! (bounded), then find the fresh token it wrote. The key is a hash of (endpoint, grant,
+//! (bounded), then find the fresh token it wrote, or the failure it recorded, which they report
+//! without asking again. A process that did not have to wait asks IAM itself. The key is a hash of (endpoint, grant,
 //! credential, profile): the credential itself is never written, only the token it bought.
 //!
 //! A token is reused until 80 % of its lifetime; after that a new one is fetched, and if that
@@ -39,8 +40,6 @@ const VERSION: u32 = 1;
 const FRESH_SHARE: f64 = 0.8;
 /// A stale token is used as a fallback only while it has at least this long left.
 const MIN_REMAINING: u64 = 10;
-/// A failure recorded this recently by another process is reported instead of asking again.
-const FAILURE_MEMORY: u64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,7 +255,7 @@ impl CachedExchange<'_> {
             Err(why) => return self.without(cache, &why, endpoint, grant),
         }
         let waited = Instant::now();
-        let _lock = match files::lock(&files::lock_path(&path), self.deadline, cache.whose) {
+        let lock = match files::lock(&files::lock_path(&path), self.deadline, cache.whose) {
             Ok(Some(lock)) => lock,
             Ok(None) => {
                 // Whoever holds the lock is still talking to IAM when this invocation's time is
@@ -284,8 +283,11 @@ impl CachedExchange<'_> {
             ));
             return Ok(token);
         }
+        // A failure stands for the processes that waited for the exchange that failed, and only
+        // for them: a process that starts after it (a retry, with the proxy or CA fixed) asks
+        // again.
         if let Some((at, message)) = entry.as_ref().and_then(|e| e.failure.clone()) {
-            if at >= started.saturating_sub(FAILURE_MEMORY) && at <= self.clock.now() {
+            if lock.waited && at >= started && at <= self.clock.now() {
                 if let Some(token) = cached.clone().filter(|t| is_usable(t, self.clock.now())) {
                     return Ok(token);
                 }
@@ -420,19 +422,19 @@ mod tests {
 
     #[test]
     fn a_failed_refresh_falls_back_to_the_stale_token_until_10_s_before_expiry() {
-        run(vec![Ok(1000), Err("IAM is down"), Err("IAM is down")], |cached, clock, inner, _| {
+        let answers = vec![Ok(1000), Err("IAM is down"), Err("IAM is down"), Err("IAM is down")];
+        run(answers, |cached, clock, inner, _| {
             let endpoint = Endpoint::default();
             let first = cached.exchange(&endpoint, &grant()).unwrap();
             clock.advance(900);
             assert_eq!(cached.exchange(&endpoint, &grant()).unwrap(), first, "stale fallback");
             assert_eq!(inner.calls.get(), 2);
-            // Within the failure memory the recorded failure stands for everyone: no new request.
-            clock.advance(2);
+            // The recorded failure stands only for those who waited for it: a later get asks again.
             assert_eq!(cached.exchange(&endpoint, &grant()).unwrap(), first);
-            assert_eq!(inner.calls.get(), 2);
-            clock.advance(89); // 991 s: 9 s left, too little to hand out.
-            assert_eq!(cached.exchange(&endpoint, &grant()).unwrap_err(), Error::failed("IAM is down"));
             assert_eq!(inner.calls.get(), 3);
+            clock.advance(91); // 991 s: 9 s left, too little to hand out.
+            assert_eq!(cached.exchange(&endpoint, &grant()).unwrap_err(), Error::failed("IAM is down"));
+            assert_eq!(inner.calls.get(), 4);
         });
     }
 

@@ -334,16 +334,30 @@ fn transport_error(endpoint: &Endpoint, proxy: Option<&Proxy>, e: ureq::Error) -
     match &e {
         ureq::Error::ConnectProxyFailed(why) => {
             let (proxy_shown, from) = proxy.map(|p| (p.shown.as_str(), p.from)).unwrap_or(("?", "the environment"));
-            let answered = why.strip_prefix("proxy server responded ").map(|s| s.replace('/', " "));
-            let hint = match answered.as_deref() {
-                Some(a) if a.starts_with("407") => ": check the user and password in the proxy URL",
-                _ => "",
+            // ureq says "proxy server responded 407/407": the code twice, without its reason.
+            let status = why
+                .strip_prefix("proxy server responded ")
+                .and_then(|s| s.split('/').next())
+                .and_then(|code| ureq::http::StatusCode::from_bytes(code.as_bytes()).ok());
+            let Some(status) = status else {
+                return retry(format!("the proxy {proxy_shown} (from {from}) failed to connect to IAM at {endpoint}: {why}"));
             };
-            match answered {
-                Some(answer) => done(format!(
-                    "the proxy {proxy_shown} (from {from}) refused to connect to IAM at {endpoint}: it answered {answer}{hint}"
+            let answer = match status.canonical_reason() {
+                Some(reason) => format!("{} {reason}", status.as_u16()),
+                None => status.as_u16().to_string(),
+            };
+            match status.as_u16() {
+                // 407 by the standard; tinyproxy answers a wrong password with 401.
+                401 | 407 => done(format!(
+                    "the proxy {proxy_shown} (from {from}) refused to connect to IAM at {endpoint}: it answered {answer}: check the user and password in the proxy URL"
                 )),
-                None => retry(format!("the proxy {proxy_shown} (from {from}) failed to connect to IAM at {endpoint}: {why}")),
+                400..=499 => done(format!(
+                    "the proxy {proxy_shown} (from {from}) refused to connect to IAM at {endpoint}: it answered {answer}"
+                )),
+                // The proxy could not reach IAM (502, 503, 504; tinyproxy says 500): perhaps for now.
+                _ => retry(format!(
+                    "the proxy {proxy_shown} (from {from}) could not connect to IAM at {endpoint}: it answered {answer}"
+                )),
             }
         }
         ureq::Error::HostNotFound => match proxy {

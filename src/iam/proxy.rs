@@ -46,8 +46,10 @@ impl Proxies {
     pub fn from_env(env: &Env) -> Result<Proxies> {
         let first = |names: [&'static str; 2]| -> Result<Option<(&'static str, String)>> {
             for name in names {
-                if let Some(value) = env.get(name)? {
-                    return Ok(Some((name, value.trim().to_owned())));
+                // An empty value is no value, as for curl: `HTTPS_PROXY=` does not name a proxy.
+                match env.get(name)?.map(str::trim) {
+                    Some(value) if !value.is_empty() => return Ok(Some((name, value.to_owned()))),
+                    _ => {}
                 }
             }
             Ok(None)
@@ -201,6 +203,9 @@ mod tests {
         assert_eq!(chosen(&[("all_proxy", "http://all:3")], iam), Some("http://all:3".into()));
         assert_eq!(chosen(&[("HTTP_PROXY", "http://plain:4")], iam), None, "an http proxy is for http URLs");
         assert_eq!(chosen(&[], iam), None);
+        // An empty variable names nothing: the next one counts.
+        assert_eq!(chosen(&[("https_proxy", " "), ("HTTPS_PROXY", "http://b:2")], iam), Some("http://b:2".into()));
+        assert_eq!(chosen(&[("HTTPS_PROXY", "")], iam), None);
     }
 
     #[test]

@@ -13,8 +13,10 @@
 
 pub mod iam;
 pub mod kubelet;
+pub mod namespace;
 pub mod procs;
 pub mod terminal;
+pub mod tls;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

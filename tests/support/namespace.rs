@@ -16,18 +16,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use tempfile::TempDir;
 
 use super::registry::Tls;
 use super::{require_tool, run_bounded, COMMAND_TIMEOUT};
-
-/// Set in the environment of the re-executed test, inside the namespaces.
-const INSIDE: &str = "ICR_E2E_INSIDE_NAMESPACE";
-
-/// How long one test may run inside its namespaces, all clients and daemons included.
-const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The ICR names served by the authenticating registry on `[::1]:443`.
 pub const ICR_HOSTS: &[&str] = &["us.icr.io", "de.icr.io", "private.jp.icr.io", "icr.io", "registry.ng.bluemix.net"];
@@ -48,29 +41,10 @@ pub const AUTH_IP: &str = "::1";
 pub const OPEN_IP: &str = "127.0.0.2";
 
 /// Runs the test `name` (the function calling this, by its path in the test binary) inside
-/// fresh namespaces, and `body` there. Outside, this re-executes the test binary under
-/// `unshare` and fails unless that run passed exactly this one test; inside, it sets up the
-/// namespaces' files and network and runs `body`.
+/// fresh namespaces (`common::namespace::isolated`), with the files and network below set up,
+/// and `body` there.
 pub fn in_namespace(name: &str, body: impl FnOnce(&Namespace)) {
-    if std::env::var_os(INSIDE).is_some() {
-        let namespace = Namespace::enter();
-        body(&namespace);
-        return;
-    }
-    assert!(super::is_root(), "the end-to-end tests under the real ICR names need root (unshare, mount)");
-    let unshare = require_tool("unshare", "util-linux");
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(unshare);
-    command
-        .args(["--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private", "--"])
-        .arg(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1");
-    let output = run_bounded(command, None, TEST_TIMEOUT);
-    // What the test printed (its e2e: lines) shows with `cargo test -- --nocapture`.
-    eprint!("{}", output.stderr);
-    let ran = output.stdout.contains(&format!("test {name} ... ok")) && output.stdout.contains("1 passed");
-    assert!(output.success() && ran, "`{name}` failed inside its namespaces:\n{output}");
+    crate::common::namespace::isolated(name, || body(&Namespace::enter()));
 }
 
 /// The inside of the namespaces: the temp files behind the bind mounts, and the test CA that
@@ -89,8 +63,6 @@ impl Namespace {
         fs::create_dir_all(&tls_dir).expect("create tls dir");
         let tls = Tls::generate(&tls_dir, &names);
         let namespace = Namespace { dir, tls };
-
-        run_ok(require_tool("ip", "iproute2"), &["link", "set", "lo", "up"]);
 
         let hosts = namespace.dir.path().join("hosts");
         let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost\n");

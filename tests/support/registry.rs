@@ -1,5 +1,5 @@
-//! A real container registry on loopback for end-to-end tests: a throwaway CA and server
-//! certificate ([`Tls`]) and a CNCF distribution registry process ([`Registry`]) serving
+//! A real container registry on loopback for end-to-end tests: a CNCF distribution registry
+//! process ([`Registry`]), with a certificate from a throwaway CA (`common::tls::Tls`), serving
 //! HTTPS on 127.0.0.1 with an OS-chosen port, htpasswd (bcrypt) or no authentication, and
 //! filesystem storage in a temp dir. The process is killed when the [`Registry`] is dropped.
 
@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tempfile::TempDir;
+
+pub use crate::common::tls::Tls;
 
 use super::{require_tool, run_bounded, COMMAND_TIMEOUT};
 
@@ -21,67 +22,6 @@ use super::{require_tool, run_bounded, COMMAND_TIMEOUT};
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many fresh ports to try when another process grabs ours between probe and bind.
 const PORT_ATTEMPTS: usize = 5;
-
-/// A throwaway CA and a server certificate it signed, as PEM files in a directory.
-#[derive(Clone)]
-pub struct Tls {
-    pub ca_pem: PathBuf,
-    pub cert_pem: PathBuf,
-    pub key_pem: PathBuf,
-    ca_text: String,
-}
-
-impl Tls {
-    /// Generates the CA and a server certificate valid for `names` (DNS names or IP addresses)
-    /// plus `127.0.0.1`, `::1` and `localhost`, and writes `ca.pem`, `server.pem` and
-    /// `server-key.pem` into `dir`.
-    pub fn generate(dir: &Path, names: &[&str]) -> Tls {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "docker-credential-icr e2e test CA");
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca_key = KeyPair::generate().expect("CA key");
-        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let mut all_names: Vec<String> =
-            ["127.0.0.1", "::1", "localhost"].iter().chain(names).map(|n| n.to_string()).collect();
-        all_names.dedup();
-        let mut params = CertificateParams::new(all_names).expect("server cert params");
-        params.distinguished_name.push(DnType::CommonName, "docker-credential-icr e2e registry");
-        params.use_authority_key_identifier_extension = true;
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().expect("server key");
-        let cert = params.signed_by(&key, &issuer).expect("sign server cert");
-
-        let tls = Tls {
-            ca_pem: dir.join("ca.pem"),
-            cert_pem: dir.join("server.pem"),
-            key_pem: dir.join("server-key.pem"),
-            ca_text: ca_cert.pem(),
-        };
-        fs::write(&tls.ca_pem, &tls.ca_text).expect("write ca.pem");
-        fs::write(&tls.cert_pem, cert.pem()).expect("write server.pem");
-        fs::write(&tls.key_pem, key.serialize_pem()).expect("write server-key.pem");
-        tls
-    }
-
-    /// The CA certificate in PEM form.
-    pub fn ca_text(&self) -> &str {
-        &self.ca_text
-    }
-
-    /// Lays out `<certs_d>/<host>/ca.crt` (containers-certs.d(5), also docker's
-    /// `/etc/docker/certs.d`) and returns the per-host directory, which is what skopeo's
-    /// `--cert-dir`, `--src-cert-dir` and `--dest-cert-dir` expect.
-    pub fn write_certs_d(&self, certs_d: &Path, host: &str) -> PathBuf {
-        let dir = certs_d.join(host);
-        fs::create_dir_all(&dir).expect("create certs.d/<host>");
-        fs::write(dir.join("ca.crt"), &self.ca_text).expect("write ca.crt");
-        dir
-    }
-}
 
 /// How a [`Registry`] authenticates clients.
 enum Auth {
