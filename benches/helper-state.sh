@@ -8,7 +8,9 @@ printf 'us.icr.io\n' >"$WORK/in-icr"
 printf 'de.icr.io\n' >"$WORK/in-icr-stored"
 printf 'docker.io\n' >"$WORK/in-foreign"
 printf 'unused\n' >"$WORK/in-list"
-printf '{"ServerURL":"us.icr.io","Username":"iamapikey","Secret":"bench-stored-key"}' >"$WORK/in-store"
+# The store goes to a registry no other cell reads: a login stored for us.icr.io would take
+# the place of the cached bearer token there (a stored login is the first source).
+printf '{"ServerURL":"au.icr.io","Username":"iamapikey","Secret":"bench-stored-key"}' >"$WORK/in-store"
 
 BASE_ENV=(PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8)
 

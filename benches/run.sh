@@ -135,17 +135,25 @@ mkdir -p "$RESULTS"
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 
-# measure ROUND ACTION PROGRAM INPUT ENV-ARRAY-NAME COMMAND...
+# measure ROUND ACTION PROGRAM EXIT INPUT ENV-ARRAY-NAME COMMAND...
+# EXIT is the status every run must end with (1 for the not-found answers): a cell whose runs
+# fail in another way measures a failure, not the action, and stops the benchmark.
 measure() {
-    local round=$1 action=$2 program=$3 input=$4 envname=$5
-    shift 5
+    local round=$1 action=$2 program=$3 expect=$4 input=$5 envname=$6
+    shift 6
     local -n envref=$envname
     local slug json rss=()
     slug=$(printf '%s-%s' "$action" "$program" | tr -c 'a-zA-Z0-9\n' '-')
     json="$RESULTS/$slug.$round.json"
-    # -i: the not-found answers exit 1 on purpose.
+    # -i: the not-found answers exit 1 on purpose; every status is checked below.
     env -i "${envref[@]}" "$HYPERFINE" -N -i --style none --warmup "$WARMUP" --runs "$RUNS" \
         --input "$input" --export-json "$json" -- "$*" >/dev/null 2>&1
+    python3 - "$json" "$expect" "$action" "$program" <<'EOF'
+import json, sys
+codes = set(json.load(open(sys.argv[1]))["results"][0]["exit_codes"])
+if codes != {int(sys.argv[2])}:
+    sys.exit(f"{sys.argv[3]} ({sys.argv[4]}): exit statuses {sorted(codes)}, expected {sys.argv[2]}")
+EOF
     if [ "$round" = 1 ]; then
         for _ in $(seq "$RSS_RUNS"); do
             # The not-found answers exit 1; time then prints a line about it before %M.
@@ -160,20 +168,21 @@ measure() {
 say "measuring: $ROUNDS rounds × $RUNS runs (after $WARMUP warm-up runs) per cell; peak RSS over $RSS_RUNS runs"
 for round in $(seq "$ROUNDS"); do
     say "  round $round of $ROUNDS"
-    measure "$round" "process start (floor)" floor "$WORK/in-icr" BASE_ENV "$FLOOR"
-    measure "$round" "get, API key from env" icr "$WORK/in-icr" ICR_ENV_KEY "$ICR" get
-    measure "$round" "get, cached bearer token" icr "$WORK/in-icr" BEARER_ENV "$ICR" get
-    measure "$round" "get, cached bearer token" ecr-login "$WORK/in-ecr" ECR_ENV "$ECR" get
-    measure "$round" "get, stored login" icr "$WORK/in-icr-stored" ICR_ENV "$ICR" get
-    measure "$round" "get, stored login" pass "$WORK/in-pass-stored" PASS_ENV "$PASS" get
-    measure "$round" "get, host not ICR" icr "$WORK/in-foreign" ICR_ENV_KEY "$ICR" get
-    measure "$round" "get, host not ICR" ecr-login "$WORK/in-foreign" ECR_ENV "$ECR" get
-    measure "$round" "get, host not ICR" pass "$WORK/in-foreign" PASS_ENV "$PASS" get
-    measure "$round" "list" icr "$WORK/in-list" ICR_ENV "$ICR" list
-    measure "$round" "list" ecr-login "$WORK/in-list" ECR_LIST_ENV "$ECR" list
-    measure "$round" "list" pass "$WORK/in-list" PASS_ENV "$PASS" list
-    measure "$round" "store" icr "$WORK/in-store" ICR_ENV "$ICR" store
-    measure "$round" "store" pass "$WORK/in-pass-store" PASS_ENV "$PASS" store
+    measure "$round" "process start (floor)" floor 0 "$WORK/in-icr" BASE_ENV "$FLOOR"
+    measure "$round" "get, API key from env" icr 0 "$WORK/in-icr" ICR_ENV_KEY "$ICR" get
+    measure "$round" "get, cached bearer token" icr 0 "$WORK/in-icr" BEARER_ENV "$ICR" get
+    measure "$round" "get, cached bearer token" ecr-login 0 "$WORK/in-ecr" ECR_ENV "$ECR" get
+    measure "$round" "get, stored login" icr 0 "$WORK/in-icr-stored" ICR_ENV "$ICR" get
+    measure "$round" "get, stored login" pass 0 "$WORK/in-pass-stored" PASS_ENV "$PASS" get
+    measure "$round" "get, host not ICR" icr 1 "$WORK/in-foreign" ICR_ENV_KEY "$ICR" get
+    measure "$round" "get, host not ICR" ecr-login 1 "$WORK/in-foreign" ECR_ENV "$ECR" get
+    # docker-credential-pass answers a host it has nothing for with empty credentials, exit 0.
+    measure "$round" "get, host not ICR" pass 0 "$WORK/in-foreign" PASS_ENV "$PASS" get
+    measure "$round" "list" icr 0 "$WORK/in-list" ICR_ENV "$ICR" list
+    measure "$round" "list" ecr-login 0 "$WORK/in-list" ECR_LIST_ENV "$ECR" list
+    measure "$round" "list" pass 0 "$WORK/in-list" PASS_ENV "$PASS" list
+    measure "$round" "store" icr 0 "$WORK/in-store" ICR_ENV "$ICR" store
+    measure "$round" "store" pass 0 "$WORK/in-pass-store" PASS_ENV "$PASS" store
 done
 
 # --- the table ------------------------------------------------------------------------------
