@@ -82,4 +82,14 @@ impl<'a> Context<'a> {
         }
         Ok(config.and_then(|c| c.iam_endpoint.clone()).unwrap_or_default().with_ca_file(ca_file))
     }
+
+    /// The VPC instance metadata service: `DOCKER_CREDENTIAL_ICR_VPC_METADATA_URL`, else
+    /// `http://169.254.169.254`.
+    pub fn metadata_endpoint(&self) -> Result<Endpoint> {
+        const NAME: &str = "DOCKER_CREDENTIAL_ICR_VPC_METADATA_URL";
+        match self.env.get(NAME)? {
+            Some(value) => Endpoint::metadata(value).map_err(|e| Error::failed(format!("{NAME}: {e}"))),
+            None => Ok(Endpoint::metadata_default()),
+        }
+    }
 }

@@ -226,24 +226,35 @@ pub fn service_account_plan(
 }
 
 /// The mode decides: an API key is exchanged in mode `iambearer` (for an access token) or
-/// `iamrefresh` (as client `bx`, for a refresh token); a trusted profile is always exchanged (it
-/// yields access tokens only); anything else is handed over as it is.
+/// `iamrefresh` (as client `bx`, for a refresh token); a refresh token is exchanged in mode
+/// `iambearer` (as client `bx`, for an access token) and handed over as it is otherwise; a
+/// trusted profile and a VPC instance are always exchanged (they yield access tokens only);
+/// anything else is handed over as it is.
 fn step(ctx: &Context, registry: &Registry, mode: Mode, credential: Credential) -> Result<Step> {
-    let (grant, take) = match credential {
+    let only_bearer = || {
+        if mode == Mode::Refresh {
+            ctx.log.info(format_args!("{registry}: this identity yields bearer tokens only, not refresh tokens"));
+        }
+    };
+    let (endpoint, grant, take) = match credential {
         Credential::ApiKey(apikey) if mode != Mode::ApiKey => {
             let refresh = mode == Mode::Refresh;
-            (Grant::ApiKey { apikey, refresh }, if refresh { Take::Refresh } else { Take::Access })
+            (ctx.iam_endpoint()?, Grant::ApiKey { apikey, refresh }, if refresh { Take::Refresh } else { Take::Access })
+        }
+        Credential::Refresh(refresh_token) if mode == Mode::Bearer => {
+            (ctx.iam_endpoint()?, Grant::RefreshToken { refresh_token }, Take::Access)
         }
         Credential::TrustedProfile { profile, cr_token } => {
-            if mode == Mode::Refresh {
-                ctx.log
-                    .info(format_args!("{registry}: a trusted profile yields bearer tokens only, not refresh tokens"));
-            }
-            (Grant::CrToken { cr_token, profile }, Take::Access)
+            only_bearer();
+            (ctx.iam_endpoint()?, Grant::CrToken { cr_token, profile }, Take::Access)
+        }
+        Credential::VpcInstance { profile } => {
+            only_bearer();
+            (ctx.metadata_endpoint()?, Grant::Instance { profile }, Take::Access)
         }
         credential => return Ok(Step::Give(credential)),
     };
-    Ok(Step::Exchange(Exchange { endpoint: ctx.iam_endpoint()?, grant, identity: None, take }))
+    Ok(Step::Exchange(Exchange { endpoint, grant, identity: None, take }))
 }
 
 /// Carries out a plan.
@@ -252,7 +263,11 @@ pub fn execute(ctx: &Context, plan: Plan) -> Result<Answer> {
     let exchange = match step {
         Step::Give(credential) => {
             let username = credential.username().to_owned();
-            let secret = credential.into_secret();
+            let secret = credential.into_secret().ok_or_else(|| {
+                crate::error::Error::failed(
+                    "this identity has no secret of its own to hand over: it is exchanged first",
+                )
+            })?;
             let expires_at = if username == Mode::Bearer.username() { jwt::expiry(secret.expose()) } else { None };
             return Ok(Answer { username, secret, origin, expires_at });
         }

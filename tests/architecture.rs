@@ -32,7 +32,7 @@ const LEAVES: &[&str] =
 /// read as a token; a new caller is a decision to make here, in review.
 const MAY_EXPOSE: &[&str] = &[
     "protocol.rs",         // the `get` answer
-    "iam/http.rs",         // the IAM request body
+    "iam/request.rs",      // the request bodies and the metadata service's bearer
     "iam/cache.rs",        // the cache key, a hash of the credential
     "commands/exec.rs",    // the child's environment
     "commands/explain.rs", // a bearer token's expiry

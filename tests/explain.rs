@@ -24,7 +24,7 @@ fn stored_line(s: &Scenario) -> String {
 
 const HEAD: &str = "registry:    us.icr.io\nICR:         yes, public domain of region us-south\n";
 const NOT_FOUND: &str = "get answers: credentials not found in native keychain (docker then pulls anonymously)\n";
-const NO_ENV: &str = "none of IBMCLOUD_API_KEY, IC_API_KEY, BLUEMIX_API_KEY, IBMCLOUD_IAM_TOKEN, IC_IAM_TOKEN or IBMCLOUD_CR_PROFILE is set";
+const NO_ENV: &str = "none of IBMCLOUD_API_KEY, IC_API_KEY, BLUEMIX_API_KEY, IBMCLOUD_IAM_TOKEN, IC_IAM_TOKEN, IBMCLOUD_IAM_REFRESH_TOKEN, IC_IAM_REFRESH_TOKEN, DOCKER_CREDENTIAL_ICR_VPC_INSTANCE or IBMCLOUD_CR_PROFILE is set";
 
 #[test]
 fn explain_environment_key_in_apikey_mode() {

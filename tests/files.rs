@@ -23,15 +23,15 @@ fn config_error(text: &str, message: &str) {
 fn an_unknown_key_is_named_with_its_line() {
     config_error(
         "{\n  \"apikeyFile\": \"/x\"\n}\n",
-        "unknown key apikeyFile: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `iamEndpoint`, `iamCaFile`, `kubeletCacheDuration`, `registries` at line 2 column 14",
+        "unknown key apikeyFile: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `vpcInstance`, `iamEndpoint`, `iamCaFile`, `kubeletCacheDuration`, `registries` at line 2 column 14",
     );
     config_error(
         "{\n \"registries\": {\n  \"de.icr.io\": {\"apiKey\": \"k\", \"mdoe\": \"x\"}\n }\n}",
-        "registries.de.icr.io: unknown key mdoe: expected one of `mode`, `region`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile` at line 3 column 37",
+        "registries.de.icr.io: unknown key mdoe: expected one of `mode`, `region`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `vpcInstance` at line 3 column 37",
     );
     config_error(
         "{\n \"registries\": {\n  \"jp.icr.io\": {\"trustedProfile\": {\"profileID\": \"p\"}}\n }\n}",
-        "registries.jp.icr.io.trustedProfile: unknown key profileID: expected one of `profileId`, `profileName`, `crTokenFile` at line 3 column 46",
+        "registries.jp.icr.io.trustedProfile: unknown key profileID: expected one of `profileId`, `profileName`, `profileCrn`, `crTokenFile` at line 3 column 46",
     );
 }
 
@@ -64,7 +64,7 @@ fn an_invalid_value_is_named_with_its_key_and_line() {
     );
     config_error(
         "{\n \"registries\": {\n  \"de.icr.io\": {\"trustedProfile\": {}}\n }\n}",
-        "registries.de.icr.io.trustedProfile: needs exactly one of `profileId` and `profileName` at line 3 column 17",
+        "registries.de.icr.io.trustedProfile: needs exactly one of `profileId`, `profileName` and `profileCrn` at line 3 column 17",
     );
     config_error("{\n  \"apiKey\": \"  \"\n}", "apiKey: is empty at line 2 column 3");
 }
@@ -123,7 +123,7 @@ fn a_broken_config_file_fails_every_action_that_reads_it() {
     let s = Scenario::new();
     let path = s.write_config("{\n  \"mdoe\": \"iamapikey\"\n}");
     let line = format!(
-        "config file {}: unknown key mdoe: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `iamEndpoint`, `iamCaFile`, `kubeletCacheDuration`, `registries` at line 2 column 8",
+        "config file {}: unknown key mdoe: expected one of `mode`, `apiKey`, `apiKeyFile`, `apiKeyEnv`, `trustedProfile`, `vpcInstance`, `iamEndpoint`, `iamCaFile`, `kubeletCacheDuration`, `registries` at line 2 column 8",
         path.display()
     );
     s.get("us.icr.io").fails(&line);

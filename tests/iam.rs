@@ -62,7 +62,7 @@ fn assert_bearer_answer(run: &Output, server: &str, iam: &FakeIam, sub: &str, gr
 }
 
 fn apikey_form(key: &str) -> std::collections::BTreeMap<String, String> {
-    form(&[("grant_type", GRANT_APIKEY), ("apikey", key)])
+    form(&[("grant_type", GRANT_APIKEY), ("apikey", key), ("response_type", "cloud_iam")])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -76,7 +76,10 @@ fn iambearer_mode_from_env_exchanges_the_api_key() {
     let run = case.get(SERVER);
     let request = assert_bearer_answer(&run, SERVER, &iam, &fake_iam::apikey_subject(API_KEY), GRANT_APIKEY);
     assert_eq!(request.form, apikey_form(API_KEY));
-    assert_eq!(request.body, format!("grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey={API_KEY}"));
+    assert_eq!(
+        request.body,
+        format!("grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey={API_KEY}&response_type=cloud_iam")
+    );
 }
 
 #[test]
@@ -120,12 +123,17 @@ fn iamapikey_mode_makes_no_request() {
 fn trusted_profile_id_from_env_with_the_cr_token_value() {
     let iam = fake_iam(|c| c);
     let mut case = Scenario::with_iam(&iam);
-    case.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", CR_TOKEN);
+    case.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", cr_token());
     let run = case.get(SERVER);
     let request = assert_bearer_answer(&run, SERVER, &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
     assert_eq!(
         request.form,
-        form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), ("profile_id", PROFILE_ID)])
+        form(&[
+            ("grant_type", GRANT_CR_TOKEN),
+            ("cr_token", cr_token()),
+            ("profile_id", PROFILE_ID),
+            ("response_type", "cloud_iam")
+        ])
     );
 }
 
@@ -133,13 +141,18 @@ fn trusted_profile_id_from_env_with_the_cr_token_value() {
 fn trusted_profile_name_from_env_with_the_cr_token_in_a_file() {
     let iam = fake_iam(|c| c);
     let mut case = Scenario::with_iam(&iam);
-    let token_file = case.secret_file("sa-token", &format!("{CR_TOKEN}\n"));
+    let token_file = case.secret_file("sa-token", &format!("{}\n", cr_token()));
     case.set("IBMCLOUD_CR_PROFILE", PROFILE_NAME).set("IBMCLOUD_CR_TOKEN", format!("@{}", token_file.display()));
     let run = case.get(SERVER);
     let request = assert_bearer_answer(&run, SERVER, &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
     assert_eq!(
         request.form,
-        form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), ("profile_name", PROFILE_NAME)])
+        form(&[
+            ("grant_type", GRANT_CR_TOKEN),
+            ("cr_token", cr_token()),
+            ("profile_name", PROFILE_NAME),
+            ("response_type", "cloud_iam")
+        ])
     );
 }
 
@@ -151,13 +164,21 @@ fn trusted_profile_from_the_config_file_by_id_and_by_name() {
     ] {
         let iam = fake_iam(|c| c);
         let case = Scenario::with_iam(&iam);
-        let token_file = case.secret_file("cr-token", CR_TOKEN);
+        let token_file = case.secret_file("cr-token", cr_token());
         let mut trusted = profile.clone();
         trusted["crTokenFile"] = json!(token_file);
         case.write_config_json(&json!({ "registries": { "jp.icr.io": { "trustedProfile": trusted } } }));
         let run = case.get("jp.icr.io");
         let request = assert_bearer_answer(&run, "jp.icr.io", &iam, &format!("profile:{PROFILE_ID}"), GRANT_CR_TOKEN);
-        assert_eq!(request.form, form(&[("grant_type", GRANT_CR_TOKEN), ("cr_token", CR_TOKEN), (field, value)]));
+        assert_eq!(
+            request.form,
+            form(&[
+                ("grant_type", GRANT_CR_TOKEN),
+                ("cr_token", cr_token()),
+                (field, value),
+                ("response_type", "cloud_iam")
+            ])
+        );
     }
 }
 
@@ -206,7 +227,7 @@ fn the_cache_dir_setting_is_honoured_and_the_files_are_private_and_hold_no_crede
     let mut case = bearer_case(&iam);
     let dir = case.home().join("custom").join("token-cache");
     case.set("DOCKER_CREDENTIAL_ICR_CACHE_DIR", &dir);
-    let token_file = case.secret_file("cr-token", CR_TOKEN);
+    let token_file = case.secret_file("cr-token", cr_token());
     case.write_config_json(&json!({
         "registries": { "jp.icr.io": { "trustedProfile": { "profileId": PROFILE_ID, "crTokenFile": token_file } } }
     }));
@@ -222,7 +243,7 @@ fn the_cache_dir_setting_is_honoured_and_the_files_are_private_and_hold_no_crede
     for file in &files {
         assert_eq!(mode_of(file), 0o600, "{}", file.display());
         let text = fs::read_to_string(file).expect("read cache file");
-        for secret in [API_KEY, CR_TOKEN] {
+        for secret in [API_KEY, cr_token()] {
             assert!(!text.contains(secret), "{} holds a credential: {text}", file.display());
         }
         held.push_str(&text);
@@ -390,7 +411,7 @@ fn failing_get(case: &Scenario) -> (String, Output) {
     let run = case.get(SERVER);
     let line = run.error_line();
     assert!(run.elapsed < GET_BOUND, "get took {:?}:\n{}", run.elapsed, run);
-    for secret in [API_KEY, UNKNOWN_KEY, CR_TOKEN] {
+    for secret in [API_KEY, UNKNOWN_KEY, cr_token()] {
         assert!(!run.all_text().contains(secret), "secret in the output:\n{}", run);
     }
     (line, run)
@@ -510,7 +531,7 @@ fn a_wrong_cr_token_names_the_compute_resource_token() {
     assert_eq!(
         blank_request_id(&line),
         format!(
-            "IAM at {} refused the compute-resource token (HTTP 400, BXNIM0487E) (request id <ID>): check the key or profile, or create a new one",
+            "IAM at {} refused the compute-resource token (HTTP 400, BXNIM0407E): the token is not valid (request id <ID>): check the token (for the audience iam, not expired) and the trusted profile and its trust rules",
             iam.url()
         )
     );
@@ -602,7 +623,7 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
     const GIVEN_TOKEN: &str = "given-iam-access-token-2f7d9b41";
     let iam = fake_iam(|c| c);
     let mut seen = Seen {
-        secrets: [API_KEY, UNKNOWN_KEY, CR_TOKEN, PASSWORD, GIVEN_TOKEN, STALE_TOKEN].map(String::from).to_vec(),
+        secrets: [API_KEY, UNKNOWN_KEY, cr_token(), PASSWORD, GIVEN_TOKEN, STALE_TOKEN].map(String::from).to_vec(),
         texts: Vec::new(),
     };
 
@@ -617,14 +638,14 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
 
     // The modes, each from the environment; two gets each (exchange, then cache).
     let token_file_case = case_with(&[]);
-    let cr_file = token_file_case.secret_file("cr-token", CR_TOKEN);
+    let cr_file = token_file_case.secret_file("cr-token", cr_token());
     let cr_at = format!("@{}", cr_file.display());
     let mode_cases = [
         ("iamapikey", vec![("IBMCLOUD_API_KEY", API_KEY)]),
         ("iambearer", vec![("IBMCLOUD_API_KEY", API_KEY), ("DOCKER_CREDENTIAL_ICR_MODE", "iambearer")]),
         ("iamrefresh", vec![("IBMCLOUD_API_KEY", API_KEY), ("DOCKER_CREDENTIAL_ICR_MODE", "iamrefresh")]),
         ("given token", vec![("IBMCLOUD_IAM_TOKEN", "Bearer given-iam-access-token-2f7d9b41")]),
-        ("profile", vec![("IBMCLOUD_CR_PROFILE", PROFILE_ID), ("IBMCLOUD_CR_TOKEN", CR_TOKEN)]),
+        ("profile", vec![("IBMCLOUD_CR_PROFILE", PROFILE_ID), ("IBMCLOUD_CR_TOKEN", cr_token())]),
         ("profile @file", vec![("IBMCLOUD_CR_PROFILE", PROFILE_NAME), ("IBMCLOUD_CR_TOKEN", cr_at.as_str())]),
         (
             "no cache",
@@ -650,7 +671,7 @@ fn debug_logs_of_every_action_and_mode_hold_no_secret() {
 
     // Config-file modes and sources, and the other actions.
     let config_case = case_with(&[("CONFIG_DE_KEY", API_KEY)]);
-    let cr_file = config_case.secret_file("cr-token", CR_TOKEN);
+    let cr_file = config_case.secret_file("cr-token", cr_token());
     config_case.write_config_json(&json!({
         "mode": "iambearer",
         "registries": {

@@ -311,7 +311,7 @@ fn a_bearer_token_is_cached_for_at_most_half_of_its_remaining_life() {
 #[test]
 fn a_service_account_token_is_exchanged_for_the_configured_trusted_profile() {
     let token = sa_token("team-a", "puller", "app-1", now() + 3600);
-    let iam = FakeIam::start(IamConfig::new().profile(PROFILE, token.clone()).lifetime(3600));
+    let iam = FakeIam::start(IamConfig::new().profile(PROFILE, "system:serviceaccount:team-a:puller").lifetime(3600));
     let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let before = now();
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&token), &[]));
@@ -340,7 +340,11 @@ fn a_service_account_token_is_exchanged_for_the_configured_trusted_profile() {
 #[test]
 fn a_service_account_annotation_picks_the_trusted_profile() {
     let token = sa_token("team-b", "builder", "ci-1", now() + 3600);
-    let iam = FakeIam::start(IamConfig::new().profile_named("Profile-other", "ci-puller", token.clone()));
+    let iam = FakeIam::start(IamConfig::new().profile_named(
+        "Profile-other",
+        "ci-puller",
+        "system:serviceaccount:team-b:builder",
+    ));
     let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let out = node.kubelet(&request(
         V1,
@@ -383,7 +387,9 @@ fn two_service_accounts_never_share_a_cached_token_while_one_account_reuses_its_
     let a2 = sa_token("team-a", "puller", "app-2", exp + 60);
     let b1 = sa_token("team-b", "puller", "web-1", exp);
     let iam = FakeIam::start(
-        IamConfig::new().profile(PROFILE, a1.clone()).profile(PROFILE, a2.clone()).profile(PROFILE, b1.clone()),
+        IamConfig::new()
+            .profile(PROFILE, "system:serviceaccount:team-a:puller")
+            .profile(PROFILE, "system:serviceaccount:team-b:puller"),
     );
     let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     let bearer = |token: &str| {
@@ -405,14 +411,14 @@ fn two_service_accounts_never_share_a_cached_token_while_one_account_reuses_its_
 fn an_expired_token_claiming_a_cached_account_is_not_given_its_cached_token() {
     let a1 = sa_token("team-a", "puller", "app-1", now() + 3600);
     let forged = sa_token("team-a", "puller", "app-9", now().saturating_sub(60));
-    let iam = FakeIam::start(IamConfig::new().profile(PROFILE, a1.clone()));
+    let iam = FakeIam::start(IamConfig::new().profile(PROFILE, "system:serviceaccount:team-a:puller"));
     let node = node(&json!({ "trustedProfile": { "profileId": PROFILE } }), Some(&iam));
     check_schema(&node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&a1), &[])), V1, Some(&a1));
     let out = node.kubelet(&request(V1, "us.icr.io/team/app:1", Some(&forged), &[]));
     assert_eq!(iam.request_count(), 2, "the expired token went to IAM instead of reading the cache");
     out.status(1).stdout_is("");
     assert!(
-        out.stderr().starts_with("docker-credential-icr: error: kubelet: ") && out.stderr().contains("BXNIM0487E"),
+        out.stderr().starts_with("docker-credential-icr: error: kubelet: ") && out.stderr().contains("BXNIM0407E"),
         "{out}"
     );
     out.never_shows(&forged).never_shows(&a1);
@@ -466,7 +472,7 @@ fn malformed_requests_fail_on_stderr_with_nothing_on_stdout() {
 #[test]
 fn no_secret_reaches_stderr_even_at_debug_level() {
     let token = sa_token("team-a", "puller", "app-1", now() + 3600);
-    let iam = FakeIam::start(IamConfig::new().apikey(API_KEY).profile(PROFILE, token.clone()));
+    let iam = FakeIam::start(IamConfig::new().apikey(API_KEY).profile(PROFILE, "system:serviceaccount:team-a:puller"));
     let mut node = node(
         &json!({ "apiKey": API_KEY, "mode": "iambearer", "registries": { "de.icr.io": { "trustedProfile": { "profileId": PROFILE } } } }),
         Some(&iam),

@@ -7,7 +7,7 @@ use common::{get_answer, jwt_expiring_in, store_json, Scenario};
 
 const P: &str = "docker-credential-icr";
 const KEY: &str = "env-secret-key-0001";
-const NONE_SET: &str = "none of IBMCLOUD_API_KEY, IC_API_KEY, BLUEMIX_API_KEY, IBMCLOUD_IAM_TOKEN, IC_IAM_TOKEN or IBMCLOUD_CR_PROFILE is set";
+const NONE_SET: &str = "none of IBMCLOUD_API_KEY, IC_API_KEY, BLUEMIX_API_KEY, IBMCLOUD_IAM_TOKEN, IC_IAM_TOKEN, IBMCLOUD_IAM_REFRESH_TOKEN, IC_IAM_REFRESH_TOKEN, DOCKER_CREDENTIAL_ICR_VPC_INSTANCE or IBMCLOUD_CR_PROFILE is set";
 
 fn debug() -> Scenario {
     let mut s = Scenario::new();

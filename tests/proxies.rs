@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::iam::{fake_iam, API_KEY, CR_TOKEN, PROFILE_ID};
+use common::iam::{cr_token, fake_iam, API_KEY, PROFILE_ID};
 use common::namespace::{bind, isolated, run};
 use common::tls::{Tls, TlsFront};
 use common::{tool, Output, Scenario};
@@ -142,7 +142,7 @@ fn every_exchange(corp: &Corp, endpoint: &str, setup: impl Fn(&mut Scenario)) ->
     setup(&mut refresh);
     assert_eq!(refresh.get("us.icr.io").answer("us.icr.io").0, "iamrefresh");
     let mut profile = Scenario::with_endpoint(endpoint);
-    profile.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", CR_TOKEN);
+    profile.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", cr_token());
     setup(&mut profile);
     bearer_answer(&profile.get("us.icr.io"));
     corp.iam.request_count() - before

@@ -547,11 +547,13 @@ fn tokens_that_are_already_what_the_mode_asks_for_need_no_exchange() {
 fn a_trusted_profile_is_exchanged_for_a_bearer_token() {
     let mut s = Scenario::new();
     let iam = s.fake_iam();
-    iam.add_profile("Profile-0000", "cr-token-0009");
+    iam.add_profile("Profile-0000", "system:serviceaccount:ci:builder");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = fake_iam::cr_token_for("system:serviceaccount:ci:builder", now + 600);
     s.set("IBMCLOUD_CR_PROFILE", "Profile-0000");
-    s.set("IBMCLOUD_CR_TOKEN", "cr-token-0009");
-    assert_exchanged(&s.get("us.icr.io"), "iambearer", "cr-token-0009");
+    s.set("IBMCLOUD_CR_TOKEN", &token);
+    assert_exchanged(&s.get("us.icr.io"), "iambearer", &token);
     let request = iam.last_request().expect("one request");
     assert_eq!(request.field("profile_id"), Some("Profile-0000"));
-    assert_eq!(request.field("cr_token"), Some("cr-token-0009"));
+    assert_eq!(request.field("cr_token"), Some(token.as_str()));
 }

@@ -135,6 +135,8 @@ fn fingerprint(credential: &Credential) -> String {
         Credential::ApiKey(s) | Credential::Bearer(s) | Credential::Refresh(s) => s.fingerprint(),
         Credential::TrustedProfile { profile, cr_token } => format!("({profile}, token {})", cr_token.fingerprint()),
         Credential::Login { username, secret } => format!("(user {username}, secret {})", secret.fingerprint()),
+        Credential::VpcInstance { profile: Some(profile) } => format!("({profile})"),
+        Credential::VpcInstance { profile: None } => "(the instance's default trusted profile)".to_owned(),
     }
 }
 
@@ -158,17 +160,27 @@ fn answer(ctx: &Context, plan: &Plan, report: &mut Report) {
         }
         Step::Exchange(exchange) => exchange,
     };
-    if matches!(exchange.grant, Grant::CrToken { .. }) && plan.mode == Mode::Refresh {
-        report.line("note", "a trusted profile yields bearer tokens only, not refresh tokens");
+    if matches!(exchange.grant, Grant::CrToken { .. } | Grant::Instance { .. }) && plan.mode == Mode::Refresh {
+        report.line("note", "this identity yields bearer tokens only, not refresh tokens");
     }
     let what = match exchange.take {
         Take::Access => "access token",
         Take::Refresh => "refresh token",
     };
-    report.line(
-        "answer",
-        format_args!("username {}, an IAM {what} from {}", plan.username(), exchange.endpoint.token_url()),
-    );
+    match exchange.grant {
+        Grant::Instance { .. } => report.line(
+            "answer",
+            format_args!(
+                "username {}, an IAM access token from the VPC instance metadata service at {}",
+                plan.username(),
+                exchange.endpoint
+            ),
+        ),
+        _ => report.line(
+            "answer",
+            format_args!("username {}, an IAM {what} from {}", plan.username(), exchange.endpoint.token_url()),
+        ),
+    }
     match ctx.exchange.cached(&exchange.endpoint, &exchange.grant) {
         Cached::Off => report.line("token cache", "off: every get asks IAM"),
         Cached::Unusable(why) => report.line("token cache", format_args!("not used ({why}): every get asks IAM")),

@@ -34,6 +34,9 @@ pub enum KeySource {
     Env(String),
     /// `trustedProfile`: a compute-resource token exchanged for a trusted profile.
     TrustedProfile(TrustedProfile),
+    /// `vpcInstance`: the VPC instance's own identity, from the metadata service, for the
+    /// trusted profile named (an id or a CRN), or the instance's default profile.
+    VpcInstance(Option<Profile>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,9 +133,14 @@ impl Config {
             Some(text) => Some(crate::duration::parse(&text).map_err(|e| located(&["kubeletCacheDuration"], e))?),
             None => None,
         };
-        let credential =
-            credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile.map(|Object(tp)| tp))
-                .map_err(|(key, e)| located(&[key], e))?;
+        let credential = credential(RawCredential {
+            api_key: raw.api_key,
+            api_key_file: raw.api_key_file,
+            api_key_env: raw.api_key_env,
+            trusted_profile: raw.trusted_profile.map(|Object(tp)| tp),
+            vpc_instance: raw.vpc_instance.map(|Object(v)| v),
+        })
+        .map_err(|(key, e)| located(&[key], e))?;
         let mut hosts = BTreeMap::new();
         let mut regions: Vec<(&'static Region, Entry)> = Vec::new();
         for (key, Object(raw_entry)) in raw.registries {
@@ -205,6 +213,7 @@ struct RawTop {
     api_key_file: Option<PathBuf>,
     api_key_env: Option<String>,
     trusted_profile: Option<Object<RawTrustedProfile>>,
+    vpc_instance: Option<Object<RawVpcInstance>>,
     iam_endpoint: Option<String>,
     iam_ca_file: Option<PathBuf>,
     kubelet_cache_duration: Option<String>,
@@ -217,7 +226,26 @@ struct RawTop {
 struct RawTrustedProfile {
     profile_id: Option<String>,
     profile_name: Option<String>,
+    profile_crn: Option<String>,
     cr_token_file: Option<PathBuf>,
+}
+
+/// `vpcInstance`: `{}`, `{"profileId": …}` or `{"profileCrn": …}`; the metadata service takes
+/// no profile names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawVpcInstance {
+    profile_id: Option<String>,
+    profile_crn: Option<String>,
+}
+
+/// The credential keys of an entry, as the file has them.
+struct RawCredential {
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_env: Option<String>,
+    trusted_profile: Option<RawTrustedProfile>,
+    vpc_instance: Option<RawVpcInstance>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +257,7 @@ struct RawEntry {
     api_key_file: Option<PathBuf>,
     api_key_env: Option<String>,
     trusted_profile: Option<Object<RawTrustedProfile>>,
+    vpc_instance: Option<Object<RawVpcInstance>>,
 }
 
 /// A JSON object and nothing else. A derived struct also accepts an array of its fields in
@@ -267,17 +296,18 @@ fn entry(raw: RawEntry) -> Result<Entry, Invalid> {
         ),
         None => None,
     };
-    let credential =
-        credential(raw.api_key, raw.api_key_file, raw.api_key_env, raw.trusted_profile.map(|Object(tp)| tp))?;
+    let credential = credential(RawCredential {
+        api_key: raw.api_key,
+        api_key_file: raw.api_key_file,
+        api_key_env: raw.api_key_env,
+        trusted_profile: raw.trusted_profile.map(|Object(tp)| tp),
+        vpc_instance: raw.vpc_instance.map(|Object(v)| v),
+    })?;
     Ok(Entry { mode: raw.mode, credential, region })
 }
 
-fn credential(
-    api_key: Option<String>,
-    api_key_file: Option<PathBuf>,
-    api_key_env: Option<String>,
-    trusted_profile: Option<RawTrustedProfile>,
-) -> Result<Option<KeySource>, Invalid> {
+fn credential(raw: RawCredential) -> Result<Option<KeySource>, Invalid> {
+    let RawCredential { api_key, api_key_file, api_key_env, trusted_profile, vpc_instance } = raw;
     let mut found: Vec<(&'static str, KeySource)> = Vec::new();
     if let Some(key) = api_key {
         if key.trim().is_empty() {
@@ -298,21 +328,51 @@ fn credential(
         found.push(("apiKeyEnv", KeySource::Env(name)));
     }
     if let Some(tp) = trusted_profile {
-        let profile = match (tp.profile_id, tp.profile_name) {
-            (Some(id), None) if !id.trim().is_empty() => Profile::Id(id.trim().to_owned()),
-            (None, Some(name)) if !name.trim().is_empty() => Profile::Name(name.trim().to_owned()),
-            _ => return Err(("trustedProfile", "needs exactly one of `profileId` and `profileName`".to_owned())),
+        let profile = match one_profile(tp.profile_id, tp.profile_name, tp.profile_crn) {
+            Ok(Some(profile)) => profile,
+            _ => {
+                return Err((
+                    "trustedProfile",
+                    "needs exactly one of `profileId`, `profileName` and `profileCrn`".to_owned(),
+                ))
+            }
         };
         found.push((
             "trustedProfile",
             KeySource::TrustedProfile(TrustedProfile { profile, cr_token_file: tp.cr_token_file }),
         ));
     }
+    if let Some(vpc) = vpc_instance {
+        let profile = one_profile(vpc.profile_id, None, vpc.profile_crn)
+            .map_err(|()| ("vpcInstance", "takes at most one of `profileId` and `profileCrn`".to_owned()))?;
+        found.push(("vpcInstance", KeySource::VpcInstance(profile)));
+    }
     if found.len() > 1 {
         let names: Vec<&str> = found.iter().map(|(n, _)| *n).collect();
         return Err((found[1].0, format!("an entry takes one credential, but this one has {}", names.join(" and "))));
     }
     Ok(found.pop().map(|(_, c)| c))
+}
+
+/// At most one of a profile's id, name and CRN, none of them empty; `Err` for two or an empty
+/// one. An id must read as one (`Profile-…`) and a CRN as one (`crn:…`), so that a value in the
+/// wrong key is not sent as what it is not.
+fn one_profile(id: Option<String>, name: Option<String>, crn: Option<String>) -> Result<Option<Profile>, ()> {
+    let given: Vec<Profile> = [
+        id.map(|v| Profile::Id(v.trim().to_owned())),
+        name.map(|v| Profile::Name(v.trim().to_owned())),
+        crn.map(|v| Profile::Crn(v.trim().to_owned())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match given.as_slice() {
+        [] => Ok(None),
+        [Profile::Id(v)] if v.starts_with("Profile-") => Ok(given.into_iter().next()),
+        [Profile::Crn(v)] if v.starts_with("crn:") => Ok(given.into_iter().next()),
+        [Profile::Name(v)] if !v.is_empty() => Ok(given.into_iter().next()),
+        _ => Err(()),
+    }
 }
 
 #[cfg(test)]
@@ -406,6 +466,35 @@ mod tests {
             assert!(err.starts_with("config file /etc/icr/config.json: "), "{err}");
             assert!(err.contains(key), "{err} should name {key}");
             assert!(err.contains(&format!("line {line}")), "{err} should name line {line}");
+        }
+    }
+
+    #[test]
+    fn a_trusted_profile_is_named_by_id_name_or_crn_and_a_vpc_instance_by_id_crn_or_nothing() {
+        let crn = "crn:v1:bluemix:public:iam-identity::a/abc::profile:Profile-9";
+        let c = parse(&format!(
+            r#"{{"trustedProfile": {{"profileCrn": "{crn}"}}, "registries": {{
+                "de.icr.io": {{"vpcInstance": {{}}}},
+                "jp.icr.io": {{"vpcInstance": {{"profileId": "Profile-7"}}}},
+                "uk.icr.io": {{"vpcInstance": {{"profileCrn": "{crn}"}}}} }}}}"#
+        ))
+        .unwrap();
+        let tp = TrustedProfile { profile: Profile::Crn(crn.into()), cr_token_file: None };
+        assert_eq!(c.default.credential, Some(KeySource::TrustedProfile(tp)));
+        let vpc = |host: &str| c.resolve(&reg(host)).credential.map(|(_, k)| k.clone());
+        assert_eq!(vpc("de.icr.io"), Some(KeySource::VpcInstance(None)));
+        assert_eq!(vpc("jp.icr.io"), Some(KeySource::VpcInstance(Some(Profile::Id("Profile-7".into())))));
+        assert_eq!(vpc("uk.icr.io"), Some(KeySource::VpcInstance(Some(Profile::Crn(crn.into())))));
+        for bad in [
+            r#"{"vpcInstance": {"profileName": "x"}}"#,
+            r#"{"vpcInstance": {"profileId": "Profile-1", "profileCrn": "crn:x"}}"#,
+            r#"{"vpcInstance": {"profileId": "not-an-id"}}"#,
+            r#"{"trustedProfile": {"profileCrn": "Profile-1"}}"#,
+            r#"{"trustedProfile": {"profileId": "Profile-1", "profileCrn": "crn:x"}}"#,
+            r#"{"vpcInstance": {}, "apiKey": "k"}"#,
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("vpcInstance") || err.contains("trustedProfile"), "{bad}: {err}");
         }
     }
 

@@ -162,15 +162,22 @@ fn key_as(endpoint: &Endpoint, grant: &Grant, identity: Option<&str>) -> String 
         Some(_) => field(&format!("{}+identity", grant_label(grant))),
         None => field(grant_label(grant)),
     }
-    let mut credential = |secret: &Secret| field(identity.unwrap_or(secret.expose()));
+    let credential = |secret: &Secret| identity.unwrap_or(secret.expose()).to_owned();
+    let profile = |profile: &Profile| match profile {
+        Profile::Id(id) => format!("id:{id}"),
+        Profile::Name(name) => format!("name:{name}"),
+        Profile::Crn(crn) => format!("crn:{crn}"),
+    };
     match grant {
-        Grant::ApiKey { apikey, .. } => credential(apikey),
-        Grant::CrToken { cr_token, profile } => {
-            credential(cr_token);
-            match profile {
-                Profile::Id(id) => field(&format!("id:{id}")),
-                Profile::Name(name) => field(&format!("name:{name}")),
-            }
+        Grant::ApiKey { apikey, .. } => field(&credential(apikey)),
+        Grant::RefreshToken { refresh_token } => field(&credential(refresh_token)),
+        Grant::CrToken { cr_token, profile: p } => {
+            field(&credential(cr_token));
+            field(&profile(p));
+        }
+        // The instance is the credential: one per machine, and the endpoint is its own.
+        Grant::Instance { profile: p } => {
+            field(&p.as_ref().map(profile).unwrap_or_else(|| "default profile".to_owned()))
         }
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -182,6 +189,8 @@ fn grant_label(grant: &Grant) -> &'static str {
         Grant::ApiKey { refresh: false, .. } => "apikey",
         Grant::ApiKey { refresh: true, .. } => "apikey+bx",
         Grant::CrToken { .. } => "cr-token",
+        Grant::RefreshToken { .. } => "refresh-token+bx",
+        Grant::Instance { .. } => "vpc-instance",
     }
 }
 

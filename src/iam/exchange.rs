@@ -24,11 +24,33 @@ pub fn deadline(started: Instant) -> Instant {
 /// however odd, makes a token look valid for longer than IAM ever lets one live.
 pub const MAX_TOKEN_LIFETIME: u64 = 3600;
 
-/// Which trusted profile a compute-resource token is exchanged for.
+/// Which trusted profile a compute-resource or instance identity token is exchanged for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Profile {
+    /// `Profile-…`, sent as `profile_id` (to the metadata service as `trusted_profile.id`).
     Id(String),
+    /// Sent as `profile_name`; the metadata service takes no names.
     Name(String),
+    /// `crn:v1:…:profile:Profile-…`, sent as `profile_crn` (`trusted_profile.crn`).
+    Crn(String),
+}
+
+impl Profile {
+    /// A profile as IBM's CLI documents `IBMCLOUD_CR_PROFILE`: "the name, ID, or CRN". A CRN
+    /// starts `crn:`, an id `Profile-`; an iam_id (`iam-Profile-…`) names the profile whose id
+    /// follows `iam-`; anything else is a name.
+    pub fn parse(value: &str) -> Profile {
+        let value = value.trim();
+        if value.starts_with("crn:") {
+            Profile::Crn(value.to_owned())
+        } else if let Some(id) = value.strip_prefix("iam-").filter(|id| id.starts_with("Profile-")) {
+            Profile::Id(id.to_owned())
+        } else if value.starts_with("Profile-") {
+            Profile::Id(value.to_owned())
+        } else {
+            Profile::Name(value.to_owned())
+        }
+    }
 }
 
 impl std::fmt::Display for Profile {
@@ -36,11 +58,12 @@ impl std::fmt::Display for Profile {
         match self {
             Profile::Id(id) => write!(f, "profile id {id}"),
             Profile::Name(name) => write!(f, "profile name {name}"),
+            Profile::Crn(crn) => write!(f, "profile CRN {crn}"),
         }
     }
 }
 
-/// What is handed to IAM in exchange for a token.
+/// What is handed over in exchange for a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
     /// `urn:ibm:params:oauth:grant-type:apikey`; with `refresh`, as client `bx`, which is the only
@@ -48,6 +71,20 @@ pub enum Grant {
     ApiKey { apikey: Secret, refresh: bool },
     /// `urn:ibm:params:oauth:grant-type:cr-token` for a trusted profile.
     CrToken { cr_token: Secret, profile: Profile },
+    /// `refresh_token`, as client `bx` (as the `ibmcloud` CLI refreshes its session): an IAM
+    /// refresh token for a new access token.
+    RefreshToken { refresh_token: Secret },
+    /// A VPC virtual server instance's own identity: the metadata service's instance identity
+    /// token, exchanged there for an IAM access token of a trusted profile linked to the
+    /// instance (`None`: the instance's default profile). The endpoint is the metadata service.
+    Instance { profile: Option<Profile> },
+}
+
+impl Grant {
+    /// Whether the endpoint of this grant is the metadata service rather than IAM.
+    pub fn is_instance(&self) -> bool {
+        matches!(self, Grant::Instance { .. })
+    }
 }
 
 /// A token IAM issued.
@@ -92,4 +129,19 @@ pub enum Cached {
     Empty(std::path::PathBuf),
     /// This token, fresh or not.
     Token(Token),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_is_an_id_an_iam_id_a_crn_or_a_name() {
+        let crn = "crn:v1:bluemix:public:iam-identity::a/abc123::profile:Profile-1234";
+        assert_eq!(Profile::parse(crn), Profile::Crn(crn.into()));
+        assert_eq!(Profile::parse(" Profile-1234 "), Profile::Id("Profile-1234".into()));
+        assert_eq!(Profile::parse("iam-Profile-1234"), Profile::Id("Profile-1234".into()));
+        assert_eq!(Profile::parse("iam-puller"), Profile::Name("iam-puller".into()));
+        assert_eq!(Profile::parse("ci-puller"), Profile::Name("ci-puller".into()));
+    }
 }

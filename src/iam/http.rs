@@ -14,21 +14,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
-
 use super::endpoint::Endpoint;
-use super::exchange::{Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
-use super::problem;
+use super::exchange::{Exchange, Grant, Token};
 use super::proxy::{Proxies, Proxy};
+use super::request::{self, Call, Method, Payload, Service};
 use super::trust::Trust;
 use crate::error::{Error, Result};
-use crate::jwt;
-use crate::secret::Secret;
-
-pub const GRANT_APIKEY: &str = "urn:ibm:params:oauth:grant-type:apikey";
-pub const GRANT_CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
-/// `bx:bx`, the client id the `ibmcloud` CLI uses; IAM issues refresh tokens to it.
-const BX_CLIENT: &str = "Basic Yng6Yng=";
 
 /// How long each piece may take.
 #[derive(Debug, Clone)]
@@ -107,12 +98,58 @@ impl HttpExchange {
 
 impl Exchange for HttpExchange {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
+        // One bound for the whole exchange, both calls of an instance identity's included.
         let deadline = (Instant::now() + self.limits.total).min(self.deadline);
+        let token = match grant {
+            Grant::Instance { profile } => {
+                let reply = self.send(endpoint, &request::identity_token(endpoint), deadline)?;
+                let identity = request::parse_metadata_token(endpoint, &reply.body, reply.sent)?.access;
+                let call = request::instance_iam_token(endpoint, &identity, profile.as_ref());
+                let reply = self.send(endpoint, &call, deadline)?;
+                request::parse_metadata_token(endpoint, &reply.body, reply.sent)?
+            }
+            grant => {
+                let reply = self.send(endpoint, &request::token(endpoint, grant), deadline)?;
+                request::parse_token(endpoint, &reply.body, reply.sent, grant)?
+            }
+        };
+        // A service that took longer to answer than its token lives has sent a dead token.
+        if token.expires_at <= unix(SystemTime::now()) {
+            return Err(Error::failed(format!(
+                "{} at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock",
+                match grant {
+                    Grant::Instance { .. } => "The VPC metadata service",
+                    _ => "IAM",
+                }
+            )));
+        }
+        Ok(token)
+    }
+}
+
+/// A successful answer: its body, and when the request was sent (Unix seconds).
+struct Reply {
+    body: String,
+    sent: u64,
+}
+
+enum Outcome {
+    Done(Result<Reply>),
+    Retry { error: Error, retry_after: Option<Duration> },
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl HttpExchange {
+    /// Makes `call`, with retries, until `deadline`.
+    fn send(&self, endpoint: &Endpoint, call: &Call, deadline: Instant) -> Result<Reply> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let outcome = self.attempt(endpoint, grant, remaining.min(self.limits.attempt));
+            let outcome = self.attempt(endpoint, call, remaining.min(self.limits.attempt));
             let pause = match outcome {
                 Outcome::Done(result) => return result,
                 Outcome::Retry { error, retry_after } => {
@@ -130,28 +167,26 @@ impl Exchange for HttpExchange {
             std::thread::sleep(pause);
         }
     }
-}
 
-enum Outcome {
-    Done(Result<Token>),
-    Retry { error: Error, retry_after: Option<Duration> },
-}
-
-impl HttpExchange {
-    fn attempt(&self, endpoint: &Endpoint, grant: &Grant, timeout: Duration) -> Outcome {
+    fn attempt(&self, endpoint: &Endpoint, call: &Call, timeout: Duration) -> Outcome {
+        let service = call.service.name();
         if timeout.is_zero() {
             return Outcome::Done(Err(Error::failed(format!(
-                "IAM at {endpoint} did not answer in time: check the network or proxy, or try again"
+                "{service} at {endpoint} did not answer in time: check the network or proxy, or try again"
             ))));
         }
-        let url = url::Url::parse(&endpoint.token_url()).expect("an endpoint is a URL");
+        let url = url::Url::parse(&call.url).expect("an endpoint is a URL");
         let proxies = match &self.network.proxies {
             Ok(proxies) => proxies,
             Err(e) => return Outcome::Done(Err(e.clone())),
         };
-        let proxy = match proxies.for_url(&url) {
-            Ok(proxy) => proxy,
-            Err(e) => return Outcome::Done(Err(e)),
+        // The metadata service answers on the instance itself: no proxy elsewhere can reach it.
+        let proxy = match call.service {
+            Service::Metadata => None,
+            Service::Iam => match proxies.for_url(&url) {
+                Ok(proxy) => proxy,
+                Err(e) => return Outcome::Done(Err(e)),
+            },
         };
         let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(self.limits.connect.min(timeout)))
@@ -180,26 +215,34 @@ impl HttpExchange {
                 .tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(roots)).build());
         }
         let agent: ureq::Agent = config.build().into();
-        let mut request = agent.post(endpoint.token_url()).header("Accept", "application/json");
-        let form: Vec<(&str, &str)> = match grant {
-            Grant::ApiKey { apikey, refresh } => {
-                if *refresh {
-                    request = request.header("Authorization", BX_CLIENT);
+        let started = SystemTime::now();
+        let sent = match call.method {
+            Method::Post => {
+                let mut request = agent.post(&call.url);
+                for (name, value) in &call.headers {
+                    request = request.header(*name, value);
                 }
-                vec![("grant_type", GRANT_APIKEY), ("apikey", apikey.expose())]
+                match &call.payload {
+                    Payload::Form(form) => request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))),
+                    Payload::Json(json) => request.header("Content-Type", "application/json").send(json.as_str()),
+                    Payload::None => request.header("Content-Type", "application/json").send_empty(),
+                }
             }
-            Grant::CrToken { cr_token, profile } => {
-                let profile = match profile {
-                    Profile::Id(id) => ("profile_id", id.as_str()),
-                    Profile::Name(name) => ("profile_name", name.as_str()),
-                };
-                vec![("grant_type", GRANT_CR_TOKEN), ("cr_token", cr_token.expose()), profile]
+            Method::Put => {
+                let mut request = agent.put(&call.url);
+                for (name, value) in &call.headers {
+                    request = request.header(*name, value);
+                }
+                match &call.payload {
+                    Payload::Form(form) => request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))),
+                    Payload::Json(json) => request.header("Content-Type", "application/json").send(json.as_str()),
+                    Payload::None => request.header("Content-Type", "application/json").send_empty(),
+                }
             }
         };
-        let started = SystemTime::now();
-        let mut response = match request.send_form(form) {
+        let mut response = match sent {
             Ok(response) => response,
-            Err(e) => return transport_error(endpoint, proxy.as_ref(), e),
+            Err(e) => return transport_error(call.service, endpoint, proxy.as_ref(), e),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -211,7 +254,7 @@ impl HttpExchange {
             Ok(body) => body,
             Err(e) => {
                 let error = Error::failed(format!(
-                    "IAM at {endpoint} answered {status}, but its body was cut short: {}",
+                    "{service} at {endpoint} answered {status}, but its body was cut short: {}",
                     describe(&e)
                 ));
                 return if retryable(status) {
@@ -221,20 +264,10 @@ impl HttpExchange {
                 };
             }
         };
-        if status == 200 {
-            let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let token = parse_token(endpoint, &body, unix(started), grant).and_then(|token| {
-                // An IAM that took longer to answer than its token lives has sent a dead token.
-                if token.expires_at <= unix(SystemTime::now()) {
-                    return Err(Error::failed(format!(
-                        "IAM at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock"
-                    )));
-                }
-                Ok(token)
-            });
-            return Outcome::Done(token);
+        if (200..300).contains(&status) {
+            return Outcome::Done(Ok(Reply { body, sent: unix(started) }));
         }
-        let error = iam_error(endpoint, status, &body, grant);
+        let error = request::refusal(call, endpoint, status, &body);
         if retryable(status) {
             Outcome::Retry { error, retry_after }
         } else {
@@ -266,70 +299,32 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
-    expiration: Option<u64>,
-}
-
-fn parse_token(endpoint: &Endpoint, body: &str, now: u64, grant: &Grant) -> Result<Token> {
-    let malformed = |what: &str| {
-        Error::failed(format!("IAM at {endpoint} answered 200 with {what}: is the endpoint an IAM server?"))
-    };
-    let response: TokenResponse =
-        serde_json::from_str(body).map_err(|_| malformed("a body that is not a token response"))?;
-    let access = response.access_token.filter(|t| !t.trim().is_empty()).ok_or_else(|| malformed("no access_token"))?;
-    // The local clock decides expiry: `expires_in` counted from when the request was sent is
-    // immune to skew between this host and IAM. `expiration` and the token's own `exp` (IAM's
-    // clock) can only shorten that, never lengthen it, and nothing lives longer than IAM lets a
-    // token live: an answer that claims otherwise buys at most an hour.
-    if response.expires_in.is_none() && response.expiration.is_none() {
-        return Err(malformed("neither expires_in nor expiration"));
-    }
-    let expires_at =
-        [response.expires_in.map(|seconds| now.saturating_add(seconds)), response.expiration, jwt::expiry(&access)]
-            .into_iter()
-            .flatten()
-            .fold(now.saturating_add(MAX_TOKEN_LIFETIME), u64::min);
-    if expires_at <= now {
-        return Err(Error::failed(format!(
-            "IAM at {endpoint} answered with a token that had already expired when it arrived: check this machine's clock"
-        )));
-    }
-    let refresh = response
-        .refresh_token
-        .filter(|r| !r.is_empty() && r != "not_supported" && matches!(grant, Grant::ApiKey { refresh: true, .. }))
-        .map(Secret::new);
-    Ok(Token { access: Secret::new(access), refresh, issued_at: now, expires_at })
-}
-
-fn iam_error(endpoint: &Endpoint, status: u16, body: &str, grant: &Grant) -> Error {
-    let what = match grant {
-        Grant::ApiKey { .. } => "the API key",
-        Grant::CrToken { .. } => "the compute-resource token",
-    };
-    let hint = match status {
-        400 | 401 | 403 => ": check the key or profile, or create a new one",
-        429 => ": IAM is rate-limiting; try again shortly",
-        _ => "",
-    };
-    Error::failed(format!("IAM at {endpoint} refused {what} {}{hint}", problem::describe(status, body)))
-}
-
 /// What went wrong on the way to IAM, in a line that says where (the proxy, without its
 /// password, when there is one) and what to do.
-fn transport_error(endpoint: &Endpoint, proxy: Option<&Proxy>, e: ureq::Error) -> Outcome {
+fn transport_error(service: Service, endpoint: &Endpoint, proxy: Option<&Proxy>, e: ureq::Error) -> Outcome {
+    let name = service.name();
     let done = |m: String| Outcome::Done(Err(Error::failed(m)));
     let retry = |m: String| Outcome::Retry { error: Error::failed(m), retry_after: None };
     let via = proxy.map(|p| format!(" through the proxy {} (from {})", p.shown, p.from)).unwrap_or_default();
     let untrusted = || {
         let host = endpoint.host();
         format!(
-            "TLS with IAM at {endpoint}{via} failed: the certificate of {host} is issued by a certificate authority this machine does not trust; trust it by adding it to the system's trust store, by pointing SSL_CERT_FILE or SSL_CERT_DIR at it, or with \"iamCaFile\" in the config file"
+            "TLS with {name} at {endpoint}{via} failed: the certificate of {host} is issued by a certificate authority this machine does not trust; trust it by adding it to the system's trust store, by pointing SSL_CERT_FILE or SSL_CERT_DIR at it, or with \"iamCaFile\" in the config file"
         )
     };
+    let hint = match service {
+        Service::Iam => Hints {
+            unreachable: "check the network or proxy, or try again",
+            unconnected: "check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT",
+            variable: "DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT",
+        },
+        Service::Metadata => Hints {
+            unreachable: "is the metadata service enabled for this instance? (it is off by default)",
+            unconnected: "is this a VPC instance with the metadata service enabled? (it is off by default)",
+            variable: "DOCKER_CREDENTIAL_ICR_VPC_METADATA_URL",
+        },
+    };
+    let unresolved = || format!("cannot resolve the host of {name} at {endpoint}: check DNS, or set {}", hint.variable);
     let text = describe(&e);
     match &e {
         ureq::Error::ConnectProxyFailed(why) => {
@@ -340,7 +335,9 @@ fn transport_error(endpoint: &Endpoint, proxy: Option<&Proxy>, e: ureq::Error) -
                 .and_then(|s| s.split('/').next())
                 .and_then(|code| ureq::http::StatusCode::from_bytes(code.as_bytes()).ok());
             let Some(status) = status else {
-                return retry(format!("the proxy {proxy_shown} (from {from}) failed to connect to IAM at {endpoint}: {why}"));
+                return retry(format!(
+                    "the proxy {proxy_shown} (from {from}) failed to connect to IAM at {endpoint}: {why}"
+                ));
             };
             let answer = match status.canonical_reason() {
                 Some(reason) => format!("{} {reason}", status.as_u16()),
@@ -362,40 +359,43 @@ fn transport_error(endpoint: &Endpoint, proxy: Option<&Proxy>, e: ureq::Error) -
         }
         ureq::Error::HostNotFound => match proxy {
             Some(p) => done(format!("cannot resolve the proxy {} (from {}): check {}", p.shown, p.from, p.from)),
-            None => done(format!(
-                "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
-            )),
+            None => done(unresolved()),
         },
         _ if text.contains("UnknownIssuer") || text.contains("unknown issuer") => done(untrusted()),
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => done(format!("TLS with IAM at {endpoint}{via} failed: {text}")),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
+            done(format!("TLS with {name} at {endpoint}{via} failed: {text}"))
+        }
         // rustls hands a failed handshake (an untrusted certificate, no common protocol) to ureq
         // as an `io::Error` of kind `InvalidData`: that is TLS, not connectivity, and another
         // attempt would fail the same way.
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            done(format!("TLS with IAM at {endpoint}{via} failed: {text}"))
+            done(format!("TLS with {name} at {endpoint}{via} failed: {text}"))
         }
         ureq::Error::Timeout(_) => {
-            retry(format!("IAM at {endpoint}{via} did not answer in time: check the network or proxy, or try again"))
+            retry(format!("{name} at {endpoint}{via} did not answer in time: {}", hint.unreachable))
         }
         // std's resolver reports a failed lookup as an uncategorised I/O error; only its text
         // tells it apart from a refused connection, and it is not worth retrying.
         ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => match proxy {
             Some(p) => done(format!("cannot resolve the proxy {} (from {}): check {}", p.shown, p.from, p.from)),
-            None => done(format!(
-                "cannot resolve the IAM host of {endpoint}: check DNS, or set DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
-            )),
+            None => done(unresolved()),
         },
         ureq::Error::ConnectionFailed | ureq::Error::Io(_) => match proxy {
             Some(p) => retry(format!(
                 "cannot connect to the proxy {} (from {}) for IAM at {endpoint}: {text}",
                 p.shown, p.from
             )),
-            None => retry(format!(
-                "cannot connect to IAM at {endpoint} ({text}): check the network, proxy or DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"
-            )),
+            None => retry(format!("cannot connect to {name} at {endpoint} ({text}): {}", hint.unconnected)),
         },
-        _ => done(format!("request to IAM at {endpoint}{via} failed: {text}")),
+        _ => done(format!("request to {name} at {endpoint}{via} failed: {text}")),
     }
+}
+
+/// What to do, per service, when it cannot be reached.
+struct Hints {
+    unreachable: &'static str,
+    unconnected: &'static str,
+    variable: &'static str,
 }
 
 /// A ureq error as one line. ureq's messages hold the URL at most, never the request body.
@@ -436,58 +436,5 @@ mod tests {
             let b = backoff(base, attempt);
             assert!(b >= exp && b <= exp + exp / 2, "{attempt}: {b:?}");
         }
-    }
-
-    #[test]
-    fn iam_errors_name_code_meaning_and_request_id_but_never_the_key() {
-        let endpoint = Endpoint::parse("https://iam.example").unwrap();
-        let grant = Grant::ApiKey { apikey: Secret::new("sekrit-key-123"), refresh: false };
-        let body = r#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found: SEKRIT-KEY-12","context":{"requestId":"req-1"}}"#;
-        let line = iam_error(&endpoint, 400, body, &grant).to_string();
-        assert_eq!(
-            line,
-            "IAM at https://iam.example refused the API key (HTTP 400, BXNIM0415E): Provided API key could not be found (request id req-1): check the key or profile, or create a new one"
-        );
-    }
-
-    #[test]
-    fn token_expiry_counts_from_the_local_clock() {
-        let endpoint = Endpoint::parse("https://iam.example").unwrap();
-        let grant = Grant::ApiKey { apikey: Secret::new("k"), refresh: false };
-        let body = r#"{"access_token":"a","refresh_token":"not_supported","token_type":"Bearer","expires_in":3600,"expiration":5000}"#;
-        let token = parse_token(&endpoint, body, 1000, &grant).unwrap();
-        assert_eq!((token.issued_at, token.expires_at, token.refresh), (1000, 4600, None));
-        // IAM's clock ahead of this one: `expiration` a little short, and it wins.
-        let body = r#"{"access_token":"a","expires_in":3600,"expiration":4500}"#;
-        assert_eq!(parse_token(&endpoint, body, 1000, &grant).unwrap().expires_at, 4500);
-        for bad in [
-            "",
-            "{}",
-            "[]",
-            r#"{"access_token":""}"#,
-            r#"{"access_token":"a"}"#,
-            r#"{"access_token":"a","expiration":5}"#,
-            r#"{"access_token":"a","expires_in":3600,"expiration":999}"#,
-            r#"{"access_token":"a","expires_in":0}"#,
-        ] {
-            assert!(parse_token(&endpoint, bad, 1000, &grant).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn no_answer_makes_a_token_live_longer_than_an_hour() {
-        let endpoint = Endpoint::parse("https://iam.example").unwrap();
-        let grant = Grant::ApiKey { apikey: Secret::new("k"), refresh: false };
-        for body in [
-            r#"{"access_token":"a","expires_in":9223372036854775808}"#.to_owned(),
-            r#"{"access_token":"a","expires_in":18446744073709551615}"#.to_owned(),
-            r#"{"access_token":"a","expiration":18446744073709551615}"#.to_owned(),
-            format!(r#"{{"access_token":"{}","expires_in":86400}}"#, crate::jwt::make(r#"{"exp":99999999999}"#)),
-        ] {
-            assert_eq!(parse_token(&endpoint, &body, 1000, &grant).unwrap().expires_at, 4600, "{body}");
-        }
-        // The token's own `exp` shortens what IAM said.
-        let body = format!(r#"{{"access_token":"{}","expires_in":3600}}"#, crate::jwt::make(r#"{"exp":2000}"#));
-        assert_eq!(parse_token(&endpoint, &body, 1000, &grant).unwrap().expires_at, 2000);
     }
 }

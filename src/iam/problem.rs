@@ -1,11 +1,12 @@
-//! IAM's error answers as one line that can hold no secret.
+//! IAM's and the metadata service's error answers as one line that can hold no secret.
 //!
 //! IAM's free text is input like any other, and it can echo what was sent: an API key in upper
 //! case, or cut by a character, passes any scrubbing by exact match. So the line names only
 //! what cannot hold the key: IAM's error code and request id (each checked to look like one), a
 //! sentence of our own for the codes IAM documents, and what to do. The fields are read the way
 //! IBM's SDKs read them (`errorCode`, else `code`, else the first of `errors[]`; the request id
-//! in `context.requestId`).
+//! in IAM's `context.requestId`, or the metadata service's `trace`). IAM's codes read
+//! `BXNIM0415E`; the metadata service's `invalid_value`.
 
 use serde::Deserialize;
 
@@ -27,6 +28,7 @@ struct Body {
     code: Option<serde_json::Value>,
     errors: Option<Vec<Item>>,
     context: Option<Context>,
+    trace: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -49,7 +51,8 @@ pub fn describe(status: u16, body: &str) -> String {
         .or_else(|| text(body.code))
         .or_else(|| body.errors.and_then(|e| e.into_iter().next()).and_then(|i| text(i.code)))
         .filter(|c| is_code(c));
-    let request_id = text(body.context.and_then(|c| c.request_id)).filter(|id| is_request_id(id));
+    let request_id =
+        text(body.context.and_then(|c| c.request_id)).or_else(|| text(body.trace)).filter(|id| is_request_id(id));
     let mut line = format!("(HTTP {status}");
     if let Some(code) = &code {
         line.push_str(&format!(", {code}"));
@@ -64,9 +67,12 @@ pub fn describe(status: u16, body: &str) -> String {
     line
 }
 
-/// An IAM error code: `BXNIM0415E`, letters and digits only, short.
+/// An error code: IAM's `BXNIM0415E` (capitals and digits, short) or the metadata service's
+/// `invalid_value` (small letters and underscores: nothing a key or token is made of alone).
 fn is_code(code: &str) -> bool {
-    (4..=16).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    let iam = (4..=16).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    let vpc = (3..=40).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    iam || vpc
 }
 
 /// A request id: a UUID or something as plain.
@@ -99,10 +105,17 @@ mod tests {
     }
 
     #[test]
+    fn the_metadata_services_errors_show_their_code_and_trace() {
+        let body = r#"{"errors":[{"code":"invalid_value","message":"The `expires_in` field must not exceed `3600`.","target":{"name":"expires_in","type":"field","value":"7200"}}],"status_code":400,"trace":"e37872f6-f9a4-4084-a1a8-e56a1c8c8d3d"}"#;
+        assert_eq!(describe(400, body), "(HTTP 400, invalid_value) (request id e37872f6-f9a4-4084-a1a8-e56a1c8c8d3d)");
+    }
+
+    #[test]
     fn nothing_that_could_hold_input_is_shown() {
         for body in [
             r#"{"errorCode":"apikey=SECRET","context":{"requestId":"SECRET KEY"}}"#,
             r#"{"errorCode":"SECRETSECRETSECRETSECRET"}"#,
+            r#"{"errors":[{"code":"SECRET-key_1"}],"trace":"SECRET key"}"#,
             r#"{"errorMessage":"SECRET"}"#,
             "SECRET",
             "",

@@ -103,5 +103,6 @@ fn credential(ctx: &Context, source: &KeySource, what: &str) -> Result<Credentia
             };
             Credential::TrustedProfile { profile: tp.profile.clone(), cr_token }
         }
+        KeySource::VpcInstance(profile) => Credential::VpcInstance { profile: profile.clone() },
     })
 }

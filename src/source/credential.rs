@@ -22,6 +22,11 @@ pub enum Credential {
         profile: Profile,
         cr_token: Secret,
     },
+    /// The VPC instance's own identity (no secret on the machine at all): always exchanged at
+    /// the metadata service, for the profile named or the instance's default.
+    VpcInstance {
+        profile: Option<Profile>,
+    },
     /// A stored login whose username names no IAM mode (a private mirror's own user).
     Login {
         username: String,
@@ -34,18 +39,22 @@ impl Credential {
     pub fn username(&self) -> &str {
         match self {
             Credential::ApiKey(_) => Mode::ApiKey.username(),
-            Credential::Bearer(_) | Credential::TrustedProfile { .. } => Mode::Bearer.username(),
+            Credential::Bearer(_) | Credential::TrustedProfile { .. } | Credential::VpcInstance { .. } => {
+                Mode::Bearer.username()
+            }
             Credential::Refresh(_) => Mode::Refresh.username(),
             Credential::Login { username, .. } => username,
         }
     }
 
-    /// The secret handed over.
-    pub fn into_secret(self) -> Secret {
+    /// The secret handed over as it is; `None` for an identity that is always exchanged first
+    /// (a VPC instance has no secret of its own).
+    pub fn into_secret(self) -> Option<Secret> {
         match self {
-            Credential::ApiKey(s) | Credential::Bearer(s) | Credential::Refresh(s) => s,
-            Credential::TrustedProfile { cr_token, .. } => cr_token,
-            Credential::Login { secret, .. } => secret,
+            Credential::ApiKey(s) | Credential::Bearer(s) | Credential::Refresh(s) => Some(s),
+            Credential::TrustedProfile { cr_token, .. } => Some(cr_token),
+            Credential::Login { secret, .. } => Some(secret),
+            Credential::VpcInstance { .. } => None,
         }
     }
 
@@ -55,6 +64,7 @@ impl Credential {
             Credential::Bearer(_) => "IAM access token",
             Credential::Refresh(_) => "IAM refresh token",
             Credential::TrustedProfile { .. } => "trusted profile with a compute-resource token",
+            Credential::VpcInstance { .. } => "VPC instance identity from the metadata service",
             Credential::Login { .. } => "stored username and password",
         }
     }

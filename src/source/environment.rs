@@ -1,11 +1,12 @@
-//! Source 3: the environment — API keys, a ready IAM token, or a trusted profile with a
+//! Source 3: the environment, in this order — an API key, a ready IAM access token, an IAM
+//! refresh token, the VPC instance's own identity (opt-in), or a trusted profile with a
 //! compute-resource token (Kubernetes projected service-account token, Code Engine, Vault).
 
 use std::path::Path;
 
 use super::credential::{read_secret_file, secret_value, Credential, Found, Lookup, Source};
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::iam::Profile;
 use crate::mode::Mode;
 use crate::registry::Registry;
@@ -15,8 +16,19 @@ use crate::secret::Secret;
 pub const API_KEY_VARS: [&str; 3] = ["IBMCLOUD_API_KEY", "IC_API_KEY", "BLUEMIX_API_KEY"];
 /// Access-token variables, with or without a leading `Bearer `.
 pub const TOKEN_VARS: [&str; 2] = ["IBMCLOUD_IAM_TOKEN", "IC_IAM_TOKEN"];
+/// Refresh-token variables (the names terraform-provider-ibm reads).
+pub const REFRESH_VARS: [&str; 2] = ["IBMCLOUD_IAM_REFRESH_TOKEN", "IC_IAM_REFRESH_TOKEN"];
+/// The switch that makes a VPC instance use its own identity.
+pub const VPC_INSTANCE_VAR: &str = "DOCKER_CREDENTIAL_ICR_VPC_INSTANCE";
 /// Variables that hold a key or a long-lived token (not a short-lived access token).
-pub const KEY_VARS: [&str; 4] = ["IBMCLOUD_API_KEY", "IC_API_KEY", "BLUEMIX_API_KEY", "IBMCLOUD_CR_TOKEN"];
+pub const KEY_VARS: [&str; 6] = [
+    "IBMCLOUD_API_KEY",
+    "IC_API_KEY",
+    "BLUEMIX_API_KEY",
+    "IBMCLOUD_CR_TOKEN",
+    "IBMCLOUD_IAM_REFRESH_TOKEN",
+    "IC_IAM_REFRESH_TOKEN",
+];
 /// Where compute resources find their token when `IBMCLOUD_CR_TOKEN` is not set.
 pub const DEFAULT_CR_TOKEN_PATHS: [&str; 3] = [
     "/var/run/secrets/tokens/vault-token",
@@ -49,20 +61,40 @@ impl Source for Environment {
                 }
             }
         }
+        for name in REFRESH_VARS {
+            if let Some(value) = ctx.env.get(name)? {
+                let token = value.trim();
+                if !token.is_empty() {
+                    return Ok(found(Credential::Refresh(Secret::new(token)), name));
+                }
+            }
+        }
+        if ctx.env.is_set(VPC_INSTANCE_VAR)? {
+            let profile = match ctx.env.get("IBMCLOUD_CR_PROFILE")? {
+                Some(value) => Some(instance_profile(value, "IBMCLOUD_CR_PROFILE")?),
+                None => None,
+            };
+            let origin = match &profile {
+                Some(_) => format!("{VPC_INSTANCE_VAR} with IBMCLOUD_CR_PROFILE"),
+                None => VPC_INSTANCE_VAR.to_owned(),
+            };
+            return Ok(found(Credential::VpcInstance { profile }, &origin));
+        }
         if let Some(profile) = ctx.env.get("IBMCLOUD_CR_PROFILE")? {
             let Some((cr_token, from)) = cr_token(ctx)? else {
-                return Err(crate::error::Error::failed(format!(
+                return Err(Error::failed(format!(
                     "IBMCLOUD_CR_PROFILE is set but there is no compute-resource token: set IBMCLOUD_CR_TOKEN (a token or @path), or run where {} exists",
                     DEFAULT_CR_TOKEN_PATHS.join(" or ")
                 )));
             };
-            let credential = Credential::TrustedProfile { profile: profile_ref(profile), cr_token };
+            let credential = Credential::TrustedProfile { profile: Profile::parse(profile), cr_token };
             return Ok(found(credential, &format!("IBMCLOUD_CR_PROFILE with {from}")));
         }
         Ok(Lookup::Missed(format!(
-            "none of {}, {} or IBMCLOUD_CR_PROFILE is set",
+            "none of {}, {}, {}, {VPC_INSTANCE_VAR} or IBMCLOUD_CR_PROFILE is set",
             API_KEY_VARS.join(", "),
-            TOKEN_VARS.join(", ")
+            TOKEN_VARS.join(", "),
+            REFRESH_VARS.join(", ")
         )))
     }
 }
@@ -70,7 +102,7 @@ impl Source for Environment {
 impl Environment {
     /// For a service account's token: the profile `IBMCLOUD_CR_PROFILE` names.
     pub fn profile(ctx: &Context) -> Result<Option<(Profile, String)>> {
-        Ok(ctx.env.get("IBMCLOUD_CR_PROFILE")?.map(|value| (profile_ref(value), "IBMCLOUD_CR_PROFILE".to_owned())))
+        Ok(ctx.env.get("IBMCLOUD_CR_PROFILE")?.map(|value| (Profile::parse(value), "IBMCLOUD_CR_PROFILE".to_owned())))
     }
 }
 
@@ -86,13 +118,14 @@ pub fn strip_bearer(value: &str) -> &str {
     }
 }
 
-/// A trusted profile is named by its id (`Profile-…`) or by its name.
-pub fn profile_ref(value: &str) -> Profile {
-    let value = value.trim();
-    if value.starts_with("Profile-") {
-        Profile::Id(value.to_owned())
-    } else {
-        Profile::Name(value.to_owned())
+/// The profile a VPC instance asks the metadata service for: an id or a CRN (the service takes
+/// no names).
+pub fn instance_profile(value: &str, what: &str) -> Result<Profile> {
+    match Profile::parse(value) {
+        Profile::Name(_) => Err(Error::failed(format!(
+            "{what}: the metadata service takes a trusted profile's id (Profile-…) or CRN (crn:…), not a name"
+        ))),
+        profile => Ok(profile),
     }
 }
 
@@ -124,8 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn profiles_are_told_apart_by_their_id_prefix() {
-        assert_eq!(profile_ref("Profile-1234"), Profile::Id("Profile-1234".into()));
-        assert_eq!(profile_ref("ci-puller"), Profile::Name("ci-puller".into()));
+    fn a_vpc_instance_takes_an_id_or_a_crn_and_no_name() {
+        assert_eq!(instance_profile("Profile-1", "X").unwrap(), Profile::Id("Profile-1".into()));
+        assert_eq!(instance_profile("crn:v1:x", "X").unwrap(), Profile::Crn("crn:v1:x".into()));
+        let err = instance_profile("ci-puller", "X").unwrap_err().to_string();
+        assert!(err.starts_with("X: the metadata service takes") && !err.contains("ci-puller"), "{err}");
     }
 }

@@ -21,7 +21,7 @@ use crate::iam::Profile;
 use crate::registry::Registry;
 
 pub use credential::{read_secret_file, secret_value, Credential, Found, Lookup, Source};
-pub use environment::{profile_ref, DEFAULT_CR_TOKEN_PATHS};
+pub use environment::DEFAULT_CR_TOKEN_PATHS;
 
 /// The annotation that names the trusted profile of a service account's pods by id.
 pub const PROFILE_ID_ANNOTATION: &str = "icr.ibm.com/trusted-profile-id";

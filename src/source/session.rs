@@ -1,6 +1,10 @@
 //! Source 5: the `ibmcloud` CLI session, read only. `ibmcloud login` leaves a refresh token and
-//! a bearer token in its `config.json`; the refresh token lasts days, so it is preferred unless
-//! the mode asks for a bearer token and the one there has more than a minute left.
+//! an access token in its `config.json`. In mode `iambearer` the access token is handed out while
+//! it has more than a minute left; after that the refresh token is exchanged for a new one (grant
+//! `refresh_token`, client `bx`, as the CLI refreshes its own session), so the registry never
+//! gets the long-lived refresh token in that mode. Otherwise the refresh token is handed out
+//! (`iamrefresh`). The CLI's file is never written: the new access token lives in the helper's
+//! own cache.
 
 use std::path::PathBuf;
 
@@ -27,7 +31,7 @@ impl Source for CliSession {
 
     fn find(&self, ctx: &Context, _registry: &Registry, mode: Mode) -> Result<Lookup> {
         let Some(path) = session_file(ctx)? else {
-            return Ok(Lookup::Missed("no HOME, IBMCLOUD_HOME or IBMCLOUD_CONFIG_HOME".to_owned()));
+            return Ok(Lookup::Missed("no HOME, IBMCLOUD_HOME, BLUEMIX_HOME or IBMCLOUD_CONFIG_HOME".to_owned()));
         };
         let origin = format!("ibmcloud CLI session {}", path.display());
         // Not our file: anything wrong with it is a reason to skip it, with a warning, not a failure.
@@ -73,15 +77,17 @@ impl Source for CliSession {
     }
 }
 
-/// `$IBMCLOUD_CONFIG_HOME/config.json`, else `config.json` in `$IBMCLOUD_HOME/.ibmcloud` or
-/// `$IBMCLOUD_HOME/.bluemix` (`$HOME` when `IBMCLOUD_HOME` is unset; `.ibmcloud` wins when it
-/// exists).
+/// Where the CLI keeps its `config.json`, as it finds it (`config_helpers.ConfigDir`):
+/// `$IBMCLOUD_CONFIG_HOME`, else `.ibmcloud` in `$IBMCLOUD_HOME` (or the deprecated
+/// `$BLUEMIX_HOME`, or `$HOME`) when that exists, else `.bluemix` there.
 fn session_file(ctx: &Context) -> Result<Option<PathBuf>> {
     if let Some(dir) = ctx.env.path("IBMCLOUD_CONFIG_HOME") {
         return Ok(Some(dir.join("config.json")));
     }
-    let Some(home) = ctx.env.path("IBMCLOUD_HOME").or_else(|| ctx.env.home_dir.clone()) else { return Ok(None) };
+    let home =
+        ctx.env.path("IBMCLOUD_HOME").or_else(|| ctx.env.path("BLUEMIX_HOME")).or_else(|| ctx.env.home_dir.clone());
+    let Some(home) = home else { return Ok(None) };
     let ibmcloud = home.join(".ibmcloud");
-    let dir = if ibmcloud.is_dir() { ibmcloud } else { home.join(".bluemix") };
+    let dir = if ibmcloud.exists() { ibmcloud } else { home.join(".bluemix") };
     Ok(Some(dir.join("config.json")))
 }

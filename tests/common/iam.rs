@@ -19,8 +19,17 @@ use serde_json::Value;
 pub const API_KEY: &str = "iam-test-apikey-7f3a9c2e5b1d8064aa";
 /// An API key the fake does not know.
 pub const UNKNOWN_KEY: &str = "iam-test-unknown-key-3c9e1f7a2b6d05";
-/// The compute-resource token the fake's trusted profile accepts.
-pub const CR_TOKEN: &str = "cr-token-for-tests-51e0b7d2c4a9f386";
+/// The compute resource the fake's trusted profile trusts: a Kubernetes service account.
+pub const CR_SUBJECT: &str = "system:serviceaccount:ci:puller";
+/// A compute-resource token of [`CR_SUBJECT`], signed by the fake cluster, good for an hour
+/// (the same one for the whole test process).
+pub fn cr_token() -> &'static str {
+    static TOKEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        fake_iam::cr_token_for(CR_SUBJECT, now + 3600)
+    });
+    &TOKEN
+}
 pub const PROFILE_ID: &str = "Profile-5e1c0a7b-2d3f-4e6a-9b8c-1f0e2d3c4b5a";
 pub const PROFILE_NAME: &str = "ci-puller";
 
@@ -29,7 +38,7 @@ pub const GET_BOUND: Duration = Duration::from_secs(20);
 
 /// A fake IAM that accepts [`API_KEY`] and the trusted profile, configured further by `f`.
 pub fn fake_iam(f: impl FnOnce(fake_iam::Config) -> fake_iam::Config) -> FakeIam {
-    FakeIam::start(f(fake_iam::Config::new().apikey(API_KEY).profile_named(PROFILE_ID, PROFILE_NAME, CR_TOKEN)))
+    FakeIam::start(f(fake_iam::Config::new().apikey(API_KEY).profile_named(PROFILE_ID, PROFILE_NAME, CR_SUBJECT)))
 }
 
 /// A form as the fake records it.
@@ -58,7 +67,7 @@ pub fn blank_request_id(line: &str) -> String {
     let len = line[start..].find(')').unwrap_or_else(|| panic!("unclosed request id in {line:?}"));
     let id = &line[start..start + len];
     assert!(
-        id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+        id.len() == 40 && id.starts_with("fakeIAM-") && id[8..].chars().all(|c| c.is_ascii_hexdigit()),
         "request id {id:?} in {line:?} is not the fake's"
     );
     format!("{}<ID>{}", &line[..start], &line[start + len..])

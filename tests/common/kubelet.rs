@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use base64::Engine;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -89,12 +88,11 @@ pub fn request(version: &str, image: &str, token: Option<&str>, annotations: &[(
 
 /// A service account token shaped as the API server issues it to the kubelet for a pod.
 pub fn sa_token(namespace: &str, name: &str, pod: &str, exp: u64) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let claims = json!({
         "aud": ["iam"],
         "exp": exp,
         "iat": exp.saturating_sub(3600),
-        "iss": "https://kubernetes.default.svc",
+        "iss": fake_iam::CLUSTER_ISSUER,
         "jti": format!("jti-{pod}"),
         "kubernetes.io": {
             "namespace": namespace,
@@ -105,7 +103,7 @@ pub fn sa_token(namespace: &str, name: &str, pod: &str, exp: u64) -> String {
         "nbf": exp.saturating_sub(3600),
         "sub": format!("system:serviceaccount:{namespace}:{name}")
     });
-    format!("{}.{}.{}", b64(r#"{"alg":"RS256","kid":"k1"}"#), b64(&claims.to_string()), b64(&format!("sig-{pod}")))
+    fake_iam::compute_resource_token(&claims.to_string())
 }
 
 /// A response the kubelet would use.

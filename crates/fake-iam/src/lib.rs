@@ -1,12 +1,14 @@
-//! A fake IBM Cloud IAM token endpoint (`POST /identity/token`) for tests
-//! and benchmarks.
+//! Stand-ins for IBM Cloud IAM's token endpoint (`POST /identity/token`) and the VPC instance
+//! metadata service's identity operations ([`FakeMetadata`]), for tests and benchmarks.
 //!
-//! The server binds `127.0.0.1:<port>` only, speaks a small hand-written
-//! HTTP/1.1 (keep-alive and `Connection: close`, `Content-Length` and chunked
-//! request bodies), and answers the `apikey`, `cr-token` and `refresh_token`
-//! grants the way IAM documents them. A script of [`Behavior`]s lets a test
-//! inject failures (HTTP errors, 429 with `Retry-After`, truncated or
-//! malformed bodies, stalls, delays), one per request.
+//! Each server binds `127.0.0.1:<port>` only, speaks a small hand-written HTTP/1.1 (keep-alive
+//! and `Connection: close`, `Content-Length` and chunked request bodies), and is as strict as
+//! the service it stands for is documented to be (see `iam.rs` and `metadata.rs` for what each
+//! refuses). IAM answers the `apikey`, `cr-token` and `refresh_token` grants; the tokens it
+//! issues can be checked with [`FakeIam::validate`], the way a registry's token service would
+//! check what a client presents. A script of [`Behavior`]s lets a test inject failures (HTTP
+//! errors, 429 with `Retry-After`, truncated or malformed bodies, stalls, delays), one per
+//! request.
 //!
 //! ```no_run
 //! use fake_iam::{Behavior, Config, FakeIam};
@@ -23,7 +25,15 @@
 //! assert!(iam.request_count() <= 2);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+mod iam;
+mod metadata;
+mod tokens;
+
+pub use iam::error_body;
+pub use metadata::{FakeMetadata, MetadataConfig, METADATA_VERSION_MIN};
+pub use tokens::{apikey_subject, compute_resource_token, cr_token_for, jwt_claims, CLUSTER_ISSUER, CR_TOKEN_AUDIENCE};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -49,6 +59,10 @@ pub const REFRESH_NOT_SUPPORTED: &str = "not_supported";
 pub const IMS_USER_ID: u64 = 118;
 /// Default token lifetime (`expires_in`), in seconds.
 pub const DEFAULT_LIFETIME: u64 = 3600;
+/// Default refresh token lifetime: 30 days.
+pub const DEFAULT_REFRESH_LIFETIME: u64 = 30 * 24 * 3600;
+/// The account every identity of the fake belongs to.
+pub const ACCOUNT: &str = "0000fake0000";
 /// Default socket read timeout.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -78,6 +92,9 @@ pub enum Behavior {
     Stall(Duration),
     /// Wait this long, then answer normally.
     Delay(Duration),
+    /// This status with exactly this body (`application/json`): an error shape other than
+    /// IAM's own, as a gateway in front of it, or another IBM service, may answer.
+    Raw { status: u16, body: String },
 }
 
 impl Behavior {
@@ -92,15 +109,27 @@ impl Behavior {
     }
 }
 
-/// A trusted profile accepted by the cr-token grant.
+/// A trusted profile: its id (`Profile-…`), name and CRN, and the compute resources it trusts,
+/// by the subject of their tokens (`system:serviceaccount:<namespace>:<name>` for a
+/// Kubernetes service account).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
-    /// Matched against `profile_id`.
     pub id: String,
-    /// Matched against `profile_name`.
     pub name: String,
-    /// The compute-resource token that must come with it.
-    pub cr_token: String,
+    pub crn: String,
+    pub trusts: Vec<String>,
+}
+
+impl Profile {
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Profile {
+        let id = id.into();
+        Profile { crn: profile_crn(&id), id, name: name.into(), trusts: Vec::new() }
+    }
+}
+
+/// The CRN of the fake's profile `id`.
+pub fn profile_crn(id: &str) -> String {
+    format!("crn:v1:bluemix:public:iam-identity::a/{ACCOUNT}::profile:{id}")
 }
 
 /// Server configuration (a builder). Everything except the port, the read
@@ -113,6 +142,7 @@ pub struct Config {
     any_apikey: bool,
     profiles: Vec<Profile>,
     lifetime: u64,
+    refresh_lifetime: u64,
     script: Vec<Behavior>,
     read_timeout: Duration,
     log_file: Option<PathBuf>,
@@ -126,6 +156,7 @@ impl Default for Config {
             any_apikey: false,
             profiles: Vec::new(),
             lifetime: DEFAULT_LIFETIME,
+            refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
             script: Vec::new(),
             read_timeout: DEFAULT_READ_TIMEOUT,
             log_file: None,
@@ -167,27 +198,29 @@ impl Config {
         self
     }
 
-    /// Accept `cr_token` with `profile_id=<id_or_name>` or
-    /// `profile_name=<id_or_name>`.
-    pub fn profile(self, id_or_name: impl Into<String>, cr_token: impl Into<String>) -> Self {
-        let id = id_or_name.into();
-        self.profile_named(id.clone(), id, cr_token)
+    /// A trusted profile `id` (named `<id>-name`) that trusts compute resources whose token's
+    /// subject is `subject`; naming the same id again adds a subject.
+    pub fn profile(self, id: impl Into<String>, subject: impl Into<String>) -> Self {
+        let id = id.into();
+        let name = format!("{id}-name");
+        self.profile_named(id, name, subject)
     }
 
-    /// Accept `cr_token` with `profile_id=<id>` or `profile_name=<name>`.
-    pub fn profile_named(
-        mut self,
-        id: impl Into<String>,
-        name: impl Into<String>,
-        cr_token: impl Into<String>,
-    ) -> Self {
-        self.profiles.push(Profile { id: id.into(), name: name.into(), cr_token: cr_token.into() });
+    /// A trusted profile with this id and name that trusts `subject`.
+    pub fn profile_named(mut self, id: impl Into<String>, name: impl Into<String>, subject: impl Into<String>) -> Self {
+        add_profile(&mut self.profiles, id.into(), name.into(), subject.into());
         self
     }
 
     /// Token lifetime in seconds (`expires_in`; `expiration = now + lifetime`).
     pub fn lifetime(mut self, secs: u64) -> Self {
         self.lifetime = secs;
+        self
+    }
+
+    /// How long a refresh token it issues stays good, in seconds.
+    pub fn refresh_lifetime(mut self, secs: u64) -> Self {
+        self.refresh_lifetime = secs;
         self
     }
 
@@ -254,17 +287,40 @@ impl RequestRecord {
     }
 }
 
+fn add_profile(profiles: &mut Vec<Profile>, id: String, name: String, subject: String) {
+    match profiles.iter_mut().find(|p| p.id == id) {
+        Some(p) => p.trusts.push(subject),
+        None => {
+            let mut profile = Profile::new(id, name);
+            profile.trusts.push(subject);
+            profiles.push(profile);
+        }
+    }
+}
+
 struct State {
     api_keys: BTreeSet<String>,
     any_apikey: bool,
     profiles: Vec<Profile>,
     lifetime: u64,
+    refresh_lifetime: u64,
     script: VecDeque<Behavior>,
     requests: Vec<RequestRecord>,
-    refresh_tokens: HashMap<String, Identity>,
+    /// Every access token issued, with whom it speaks for and when it expires.
+    access_tokens: HashMap<String, (iam::Identity, u64)>,
+    refresh_tokens: HashMap<String, iam::Refresh>,
+    ended_sessions: HashSet<u64>,
+}
+
+/// What a server answers: IAM's token operation, or the metadata service's identity
+/// operations (which mint their IAM tokens at the IAM it stands beside).
+enum Kind {
+    Iam,
+    Metadata { iam: Arc<Shared>, instance: Mutex<metadata::Instance> },
 }
 
 struct Shared {
+    kind: Kind,
     state: Mutex<State>,
     shutdown: AtomicBool,
     request_seq: AtomicU64,
@@ -313,17 +369,25 @@ impl FakeIam {
 
     /// Start on `127.0.0.1:<config port>`.
     pub fn try_start(config: Config) -> io::Result<FakeIam> {
+        FakeIam::serve(config, Kind::Iam)
+    }
+
+    fn serve(config: Config, kind: Kind) -> io::Result<FakeIam> {
         let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.port))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            kind,
             state: Mutex::new(State {
                 api_keys: config.api_keys,
                 any_apikey: config.any_apikey,
                 profiles: config.profiles,
                 lifetime: config.lifetime,
+                refresh_lifetime: config.refresh_lifetime,
                 script: config.script.into(),
                 requests: Vec::new(),
+                access_tokens: HashMap::new(),
                 refresh_tokens: HashMap::new(),
+                ended_sessions: HashSet::new(),
             }),
             shutdown: AtomicBool::new(false),
             request_seq: AtomicU64::new(0),
@@ -386,9 +450,54 @@ impl FakeIam {
     }
 
     /// See [`Config::profile`].
-    pub fn add_profile(&self, id_or_name: impl Into<String>, cr_token: impl Into<String>) {
-        let id = id_or_name.into();
-        self.shared.state().profiles.push(Profile { id: id.clone(), name: id, cr_token: cr_token.into() });
+    pub fn add_profile(&self, id: impl Into<String>, subject: impl Into<String>) {
+        let id = id.into();
+        let name = format!("{id}-name");
+        add_profile(&mut self.shared.state().profiles, id, name, subject.into());
+    }
+
+    /// The trusted profiles.
+    pub fn profiles(&self) -> Vec<Profile> {
+        self.shared.state().profiles.clone()
+    }
+
+    /// Ends every login session so far: their refresh tokens are refused with `BXNIM0439E`.
+    pub fn end_sessions(&self) {
+        let mut st = self.shared.state();
+        let sessions: Vec<u64> = st.refresh_tokens.values().map(|r| r.session).collect();
+        st.ended_sessions.extend(sessions);
+    }
+
+    /// Makes every refresh token issued so far expired (`BXNIM0408E` from now on).
+    pub fn expire_refresh_tokens(&self) {
+        for refresh in self.shared.state().refresh_tokens.values_mut() {
+            refresh.expires_at = 0;
+        }
+    }
+
+    /// Whether a registry's token service should accept this username and secret as ICR does:
+    /// `iamapikey` with an API key this IAM knows, `iambearer` with an access token it issued
+    /// that has not expired, `iamrefresh` with a refresh token it issued that is still good.
+    /// `Ok` names whom the secret speaks for; `Err` says why not.
+    pub fn validate(&self, username: &str, secret: &str) -> Result<String, String> {
+        let st = self.shared.state();
+        let now = unix_now();
+        match username {
+            "iamapikey" if st.any_apikey || st.api_keys.contains(secret) => Ok(apikey_subject(secret)),
+            "iamapikey" => Err("an API key IAM does not know".into()),
+            "iambearer" => match st.access_tokens.get(secret) {
+                Some((identity, exp)) if *exp > now => Ok(format!("{identity:?}")),
+                Some(_) => Err("an access token that has expired".into()),
+                None => Err("an access token IAM did not issue".into()),
+            },
+            "iamrefresh" => match st.refresh_tokens.get(secret) {
+                Some(r) if st.ended_sessions.contains(&r.session) => Err("a refresh token of an ended session".into()),
+                Some(r) if r.expires_at > now => Ok(format!("{:?}", r.identity)),
+                Some(_) => Err("a refresh token that has expired".into()),
+                None => Err("a refresh token IAM did not issue".into()),
+            },
+            other => Err(format!("username {other:?}, which names no IAM credential")),
+        }
     }
 
     /// Append one behaviour to the script.
@@ -669,7 +778,11 @@ impl Response {
     }
 
     fn error(status: u16, code: &str, message: &str) -> Self {
-        Self::json(status, error_body(code, message))
+        Self::error_with(status, code, message, None)
+    }
+
+    fn error_with(status: u16, code: &str, message: &str, details: Option<&str>) -> Self {
+        Self::json(status, error_body(code, message, details))
     }
 }
 
@@ -739,7 +852,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                 shared.sleep(*d);
                 handle(shared, &req)
             }
-            Some(b) => scripted(b),
+            Some(b) => scripted(shared, b),
             None => handle(shared, &req),
         };
         if !req.keep_alive {
@@ -833,13 +946,25 @@ fn log_line(shared: &Shared, seq: u64, idx: usize, status: Option<u16>) {
 }
 
 // ---------------------------------------------------------------------------
-// IAM semantics
+// Answers
 
-fn scripted(b: &Behavior) -> Response {
+fn handle(shared: &Shared, req: &Request) -> Response {
+    match &shared.kind {
+        Kind::Iam => iam::handle(shared, req),
+        Kind::Metadata { iam, instance } => metadata::handle(iam, instance, req),
+    }
+}
+
+fn scripted(shared: &Shared, b: &Behavior) -> Response {
+    let error = |status: u16, code: &str, message: &str| match shared.kind {
+        Kind::Iam => Response::error(status, code, message),
+        Kind::Metadata { .. } => metadata::error(status, "internal_error", message),
+    };
     match b {
         Behavior::Status(s) => {
+            // The fake's own codes: IAM publishes none for these statuses.
             let (code, msg) = match s {
-                400 => ("BXNIM0109E", "Property missing or empty"),
+                400 => ("BXNIM0109E", "Property missing or empty."),
                 401 => ("BXNIM0308E", "Unauthorized"),
                 403 => ("BXNIM0513E", "Forbidden"),
                 404 => ("BXNIM0101E", "Not found"),
@@ -851,16 +976,17 @@ fn scripted(b: &Behavior) -> Response {
                 504 => ("BXNIM0104E", "Gateway timeout"),
                 _ => ("BXNIM0100E", "Unexpected error"),
             };
-            Response::error(*s, code, msg)
+            error(*s, code, msg)
         }
         Behavior::TooManyRequests { retry_after } => {
-            let mut r = Response::error(429, "BXNIM0436E", "Too many requests");
+            let mut r = error(429, "BXNIM0436E", "Too many requests");
             if let Some(v) = retry_after {
                 r.headers.push(("Retry-After", v.clone()));
             }
             r
         }
         Behavior::IamError { status, code, message } => Response::error(*status, code, message),
+        Behavior::Raw { status, body } => Response::json(*status, body.clone()),
         Behavior::TruncatedBody => {
             let full = format!(
                 "{{\"access_token\":\"{}\",\"refresh_token\":\"not_supported\",\"ims_user_id\":{IMS_USER_ID},",
@@ -874,185 +1000,8 @@ fn scripted(b: &Behavior) -> Response {
         Behavior::MalformedBody => Response::json(200, "<html><body>upstream said hello</body></html>".into()),
         Behavior::Answer(body) => Response::json(200, body.clone()),
         // Handled by the caller.
-        Behavior::Normal | Behavior::Stall(_) | Behavior::Delay(_) => {
-            Response::error(500, "BXNIM0100E", "Internal server error")
-        }
+        Behavior::Normal | Behavior::Stall(_) | Behavior::Delay(_) => error(500, "BXNIM0100E", "Internal server error"),
     }
-}
-
-#[derive(Clone, Debug)]
-enum Identity {
-    ApiKey(String),
-    Profile(String),
-}
-
-fn handle(shared: &Shared, req: &Request) -> Response {
-    let path = req.target.split('?').next().unwrap_or("");
-    if path != TOKEN_PATH {
-        return Response::error(404, "BXNIM0101E", "The requested resource was not found");
-    }
-    if req.method != "POST" {
-        let mut r = Response::error(405, "BXNIM0102E", "Method not allowed, use POST");
-        r.headers.push(("Allow", "POST".into()));
-        return r;
-    }
-    let ct = req.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if ct != "application/x-www-form-urlencoded" {
-        return Response::error(400, "BXNIM0107E", "Content-Type must be application/x-www-form-urlencoded");
-    }
-    let form = match std::str::from_utf8(&req.body).ok().and_then(|b| decode_form(b).ok()) {
-        Some(f) => f,
-        None => return Response::error(400, "BXNIM0106E", "Request body is not a valid form"),
-    };
-    let bx = match req.header("authorization") {
-        None => false,
-        Some(a) if is_bx_auth(a) => true,
-        Some(_) => return Response::error(400, "BXNIM0308E", "Client ID or secret is not valid"),
-    };
-    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
-    let missing = |name: &str| Response::error(400, "BXNIM0109E", &format!("Property missing or empty: {name}"));
-    let Some(grant) = field("grant_type") else {
-        return missing("grant_type");
-    };
-    let mut st = shared.state();
-    let identity = match grant {
-        GRANT_APIKEY => {
-            let Some(key) = field("apikey") else {
-                return missing("apikey");
-            };
-            if !(st.any_apikey || st.api_keys.contains(key)) {
-                return Response::error(400, "BXNIM0415E", "Provided API key could not be found");
-            }
-            Identity::ApiKey(key.to_string())
-        }
-        GRANT_CR_TOKEN => {
-            let Some(cr) = field("cr_token") else {
-                return missing("cr_token");
-            };
-            let (pid, pname) = (field("profile_id"), field("profile_name"));
-            let found = match (pid, pname) {
-                (None, None) => return missing("profile_id or profile_name"),
-                (Some(_), Some(_)) => {
-                    return Response::error(400, "BXNIM0111E", "Provide either profile_id or profile_name, not both")
-                }
-                (Some(id), None) => st.profiles.iter().find(|p| p.id == id && p.cr_token == cr),
-                (None, Some(name)) => st.profiles.iter().find(|p| p.name == name && p.cr_token == cr),
-            };
-            match found {
-                Some(p) => Identity::Profile(p.id.clone()),
-                None => {
-                    return Response::error(
-                        400,
-                        "BXNIM0487E",
-                        "The compute resource token is not valid or the trusted profile could not be found",
-                    )
-                }
-            }
-        }
-        GRANT_REFRESH_TOKEN => {
-            let Some(rt) = field("refresh_token") else {
-                return missing("refresh_token");
-            };
-            if !bx {
-                return Response::error(400, "BXNIM0407E", "Refresh token requires a valid client ID and secret");
-            }
-            match st.refresh_tokens.get(rt) {
-                Some(id) => id.clone(),
-                None => return Response::error(400, "BXNIM0407E", "Provided refresh token is not valid"),
-            }
-        }
-        _ => return Response::error(400, "BXNIM0104E", &format!("Unsupported grant_type: {grant}")),
-    };
-    let lifetime = st.lifetime;
-    let n = shared.token_seq.fetch_add(1, Ordering::SeqCst) + 1;
-    let now = unix_now();
-    let exp = now + lifetime;
-    let access = make_jwt(&identity, n, now, exp, bx);
-    let refresh = if bx {
-        let rt = format!("fake-refresh.{n}.{}", base64url(&n.to_be_bytes()));
-        st.refresh_tokens.insert(rt.clone(), identity);
-        rt
-    } else {
-        REFRESH_NOT_SUPPORTED.to_string()
-    };
-    drop(st);
-    Response::json(
-        200,
-        format!(
-            "{{\"access_token\":{},\"refresh_token\":{},\"ims_user_id\":{IMS_USER_ID},\"token_type\":\"Bearer\",\"expires_in\":{lifetime},\"expiration\":{exp},\"scope\":\"ibm openid\"}}",
-            json_str(&access),
-            json_str(&refresh),
-        ),
-    )
-}
-
-fn is_bx_auth(value: &str) -> bool {
-    match value.trim().split_once(' ') {
-        Some((scheme, cred)) => scheme.eq_ignore_ascii_case("basic") && matches!(cred.trim(), "Yng6Yng=" | "Yng6Yng"),
-        None => false,
-    }
-}
-
-fn make_jwt(identity: &Identity, n: u64, iat: u64, exp: u64, bx: bool) -> String {
-    let (sub, iam_id, sub_type, grant) = match identity {
-        Identity::ApiKey(k) => {
-            (apikey_subject(k), format!("iam-ServiceId-{:016x}", fnv64(k)), "ServiceId", GRANT_APIKEY)
-        }
-        Identity::Profile(id) => (format!("profile:{id}"), format!("iam-Profile-{id}"), "Profile", GRANT_CR_TOKEN),
-    };
-    let header = r#"{"alg":"RS256","typ":"JWT"}"#;
-    let payload = format!(
-        "{{\"iam_id\":{iam},\"id\":{iam},\"realmid\":\"iam\",\"jti\":\"{n}\",\"sub\":{sub},\"sub_type\":\"{sub_type}\",\"account\":{{\"valid\":true,\"bss\":\"0000fake0000\"}},\"iat\":{iat},\"exp\":{exp},\"iss\":\"https://iam.cloud.ibm.com/identity\",\"grant_type\":\"{grant}\",\"scope\":\"ibm openid\",\"client_id\":\"{client}\",\"acr\":1,\"amr\":[\"pwd\"]}}",
-        iam = json_str(&iam_id),
-        sub = json_str(&sub),
-        client = if bx { "bx" } else { "default" },
-    );
-    let mut sig = Vec::with_capacity(64);
-    for i in 0..8u64 {
-        sig.extend_from_slice(&fnv64(&format!("{n}:{iat}:{i}:{sub}")).to_be_bytes());
-    }
-    format!("{}.{}.{}", base64url(header.as_bytes()), base64url(payload.as_bytes()), base64url(&sig))
-}
-
-/// The JWT `sub` claim issued for an API key: `apikey:<16 hex digits>`.
-pub fn apikey_subject(key: &str) -> String {
-    format!("apikey:{:016x}", fnv64(key))
-}
-
-/// The decoded payload (claims JSON text) of a JWT-shaped token.
-pub fn jwt_claims(token: &str) -> Option<String> {
-    let mut parts = token.split('.');
-    let (_h, p, _s) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    String::from_utf8(base64url_decode(p)?).ok()
-}
-
-/// The IAM error body:
-/// `{"errorCode":..,"errorMessage":..,"context":{"requestId":..}}`.
-pub fn error_body(code: &str, message: &str) -> String {
-    format!(
-        "{{\"errorCode\":{},\"errorMessage\":{},\"context\":{{\"requestId\":\"{}\"}}}}",
-        json_str(code),
-        json_str(message),
-        request_id()
-    )
-}
-
-fn request_id() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let h = fnv64(&format!("{t}:{n}"));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        (h >> 32) as u32,
-        (h >> 16) as u16,
-        (h & 0xfff) as u16,
-        (n & 0xfff) as u16,
-        t & 0xffff_ffff_ffff
-    )
 }
 
 fn unix_now() -> u64 {

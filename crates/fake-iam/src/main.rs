@@ -19,8 +19,9 @@ options:
   --lifetime SECS          token lifetime, expires_in (default 3600)
   --apikey KEY             accept this API key (repeatable)
   --any-apikey             accept any non-empty API key
-  --profile ID_OR_NAME     with --cr-token: accept this trusted profile
-  --cr-token TOKEN         (pairs, repeatable, matched in order)
+  --profile ID             with --trusts: a trusted profile (named ID-name) that
+  --trusts SUBJECT         trusts compute-resource tokens of SUBJECT (pairs,
+                           repeatable, matched in order)
   --script LIST            behaviours, one per request, e.g.
                            500,429:2,stall:3,delay:200ms,truncated,malformed,
                            ok,400:BXNIM0415E:message
@@ -64,7 +65,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--apikey" => config = config.apikey(value()?),
             "--any-apikey" => config = config.any_apikey(true),
             "--profile" => profiles.push(value()?),
-            "--cr-token" => cr_tokens.push(value()?),
+            "--trusts" => cr_tokens.push(value()?),
             "--script" => config = config.script(parse_script(&value()?)?),
             "--port-file" => port_file = Some(PathBuf::from(value()?)),
             "--log" => config = config.log_file(value()?),
@@ -77,7 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         }
     }
     if profiles.len() != cr_tokens.len() {
-        return Err("--profile and --cr-token must come in pairs".into());
+        return Err("--profile and --trusts must come in pairs".into());
     }
     for (p, t) in profiles.into_iter().zip(cr_tokens) {
         config = config.profile(p, t);

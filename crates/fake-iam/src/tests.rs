@@ -1,4 +1,5 @@
 use super::*;
+use crate::iam::is_bx_auth;
 use serde_json::Value;
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -125,7 +126,7 @@ fn apikey_exchange_returns_jwt_with_right_exp() {
         assert!(!p.is_empty() && !p.contains('='));
     }
     let header: Value = serde_json::from_slice(&base64url_decode(parts[0]).unwrap()).unwrap();
-    assert_eq!(header, serde_json::json!({"alg":"RS256","typ":"JWT"}));
+    assert_eq!(header, serde_json::json!({"alg":"RS256","typ":"JWT","kid":"fake-iam"}));
     let c = claims(tok);
     assert_eq!(c["exp"].as_u64(), Some(exp));
     assert!(c["iat"].as_u64().unwrap() + 1200 == exp);
@@ -179,6 +180,20 @@ fn bx_basic_auth_yields_refresh_token_that_refreshes() {
     // Without the client credentials, refreshing is refused.
     let r3 = post_form(&iam, &[], &body);
     assert_iam_error(&r3, 400, "BXNIM0407E");
+    // The token answers as the CLI's IAM client expects: expired 0408E, ended session 0439E.
+    iam.expire_refresh_tokens();
+    assert_iam_error(&post_form(&iam, &[("Authorization", BX_BASIC_AUTH)], &body), 400, "BXNIM0408E");
+    let fresh = post_form(&iam, &[("Authorization", BX_BASIC_AUTH)], &apikey_body("k")).json();
+    let fresh_body = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        encode_form_component(fresh["refresh_token"].as_str().unwrap())
+    );
+    assert_eq!(iam.validate("iamrefresh", fresh["refresh_token"].as_str().unwrap()), Ok(format!("ApiKey({:?})", "k")));
+    iam.end_sessions();
+    assert_iam_error(&post_form(&iam, &[("Authorization", BX_BASIC_AUTH)], &fresh_body), 400, "BXNIM0439E");
+    assert!(iam.validate("iamrefresh", fresh["refresh_token"].as_str().unwrap()).is_err());
+    let unknown = "grant_type=refresh_token&refresh_token=never-issued";
+    assert_iam_error(&post_form(&iam, &[("Authorization", BX_BASIC_AUTH)], unknown), 400, "BXNIM0407E");
     // Wrong client credentials are refused.
     let r4 = post_form(&iam, &[("Authorization", "Basic Zm9vOmJhcg==")], &apikey_body("k"));
     assert_iam_error(&r4, 400, "BXNIM0308E");
@@ -192,51 +207,86 @@ fn unknown_apikey_gives_bxnim0415e() {
     assert_eq!(r.header("content-type"), Some("application/json"));
     let v = r.json();
     let obj = v.as_object().unwrap();
-    assert_eq!(obj.len(), 3);
+    let mut keys: Vec<&String> = obj.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["context", "errorCode", "errorMessage"]);
     assert_eq!(v["errorCode"], "BXNIM0415E");
-    assert_eq!(v["errorMessage"], "Provided API key could not be found");
+    assert_eq!(v["errorMessage"], "Provided API key could not be found.");
+    // The context IAM sends (a captured answer's keys).
     let ctx = v["context"].as_object().unwrap();
-    assert_eq!(ctx.len(), 1);
-    let rid = ctx["requestId"].as_str().unwrap();
-    assert_eq!(rid.split('-').count(), 5);
-    // Exact textual shape, field order included.
-    let text = r.text();
+    let mut keys: Vec<&String> = ctx.keys().collect();
+    keys.sort();
     assert_eq!(
-        text,
-        format!(
-            "{{\"errorCode\":\"BXNIM0415E\",\"errorMessage\":\"Provided API key could not be found\",\"context\":{{\"requestId\":\"{rid}\"}}}}"
-        )
+        keys,
+        [
+            "clusterName",
+            "elapsedTime",
+            "endTime",
+            "host",
+            "instanceId",
+            "locale",
+            "requestId",
+            "requestType",
+            "startTime",
+            "threadId",
+            "url",
+            "userAgent"
+        ]
     );
+    assert!(ctx["requestId"].as_str().unwrap().len() > 16);
     assert_eq!(iam.tokens_issued(), 0);
 }
 
 #[test]
-fn cr_token_grant_with_profile_id_and_name() {
-    let iam =
-        FakeIam::start(Config::new().profile_named("Profile-1234", "my-profile", "crtok").profile("other", "crtok2"));
+fn cr_token_grant_by_profile_id_name_or_crn_for_a_token_the_profile_trusts() {
+    let sa = "system:serviceaccount:team:puller";
+    let iam = FakeIam::start(
+        Config::new()
+            .profile_named("Profile-1234", "my-profile", sa)
+            .profile("Profile-other", "system:serviceaccount:b:c"),
+    );
     let g = encode_form_component(GRANT_CR_TOKEN);
-    let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token=crtok&profile_id=Profile-1234"));
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(claims(r.json()["access_token"].as_str().unwrap())["sub"], "profile:Profile-1234");
-    let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token=crtok&profile_name=my-profile"));
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(claims(r.json()["access_token"].as_str().unwrap())["sub"], "profile:Profile-1234");
-    let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token=crtok2&profile_name=other"));
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(iam.last_request().unwrap().field("profile_name"), Some("other"));
-
-    // Wrong token, unknown profile, name used as id.
-    for body in [
-        format!("grant_type={g}&cr_token=nope&profile_id=Profile-1234"),
-        format!("grant_type={g}&cr_token=crtok&profile_id=nope"),
-        format!("grant_type={g}&cr_token=crtok&profile_id=my-profile"),
+    let token = cr_token_for(sa, unix_now() + 600);
+    let body = |rest: &str| format!("grant_type={g}&cr_token={token}&{rest}");
+    let crn = encode_form_component(&profile_crn("Profile-1234"));
+    for rest in [
+        "profile_id=Profile-1234".to_owned(),
+        "profile_name=my-profile".to_owned(),
+        format!("profile_crn={crn}"),
+        "profile_id=Profile-1234&profile_name=my-profile".to_owned(),
     ] {
-        assert_iam_error(&post_form(&iam, &[], &body), 400, "BXNIM0487E");
+        let r = post_form(&iam, &[], &body(&rest));
+        assert_eq!(r.status, 200, "{rest}: {}", r.text());
+        let access = r.json()["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&access)["sub"], "profile:Profile-1234");
+        assert!(iam.validate("iambearer", &access).is_ok());
     }
-    // Both, neither, no cr_token.
-    let both = format!("grant_type={g}&cr_token=crtok&profile_id=Profile-1234&profile_name=my-profile");
-    assert_iam_error(&post_form(&iam, &[], &both), 400, "BXNIM0111E");
-    let neither = format!("grant_type={g}&cr_token=crtok");
+    // An id is not a name, nor a name an id; two names for different profiles; a profile that
+    // does not trust the token's subject.
+    for rest in [
+        "profile_id=my-profile",
+        "profile_name=Profile-1234",
+        "profile_id=Profile-1234&profile_name=Profile-other-name",
+        "profile_id=Profile-other",
+        "profile_crn=crn%3Av1%3Anope",
+    ] {
+        assert_iam_error(&post_form(&iam, &[], &body(rest)), 400, "BXNIM0487E");
+    }
+    // A token that is not the cluster's, not for IAM, or expired.
+    let bad_tokens = [
+        "crtok-literal".to_owned(),
+        cr_token_for(sa, unix_now() - 1),
+        compute_resource_token(&format!(
+            r#"{{"aud":"sts","exp":{},"iss":"{CLUSTER_ISSUER}","sub":"{sa}"}}"#,
+            unix_now() + 600
+        )),
+    ];
+    for bad in bad_tokens {
+        let r = post_form(&iam, &[], &format!("grant_type={g}&cr_token={bad}&profile_id=Profile-1234"));
+        assert_iam_error(&r, 400, "BXNIM0407E");
+        assert!(r.json()["errorDetails"].as_str().is_some_and(|d| d.starts_with("the token")), "{}", r.text());
+    }
+    let neither = format!("grant_type={g}&cr_token={token}");
     assert_iam_error(&post_form(&iam, &[], &neither), 400, "BXNIM0109E");
     let no_tok = format!("grant_type={g}&profile_id=Profile-1234");
     assert_iam_error(&post_form(&iam, &[], &no_tok), 400, "BXNIM0109E");
@@ -250,12 +300,14 @@ fn request_errors() {
     let g = encode_form_component(GRANT_APIKEY);
     assert_iam_error(&post_form(&iam, &[], &format!("grant_type={g}")), 400, "BXNIM0109E");
     assert_iam_error(&post_form(&iam, &[], &format!("grant_type={g}&apikey=")), 400, "BXNIM0109E");
-    // Unsupported grant, bad escapes.
+    let r = post_form(&iam, &[], &format!("grant_type={g}"));
+    assert_eq!(r.json()["errorDetails"], "Property 'apikey' either missing or empty.");
+    // Unsupported grant; a body IAM cannot read as a form reads as none.
     assert_iam_error(&post_form(&iam, &[], "grant_type=password"), 400, "BXNIM0104E");
-    assert_iam_error(&post_form(&iam, &[], "grant_type=%zz"), 400, "BXNIM0106E");
-    // Wrong content type.
+    assert_iam_error(&post_form(&iam, &[], "grant_type=%zz"), 400, "BXNIM0109E");
     let r = send(&iam, "POST", TOKEN_PATH, &[("Content-Type", "application/json")], &apikey_body("k"));
-    assert_iam_error(&r, 400, "BXNIM0107E");
+    assert_iam_error(&r, 400, "BXNIM0109E");
+    assert_eq!(r.json()["errorDetails"], "Property 'grant_type' either missing or empty.");
     // Content type with parameters is fine.
     let r = send(
         &iam,
@@ -267,11 +319,12 @@ fn request_errors() {
     assert_eq!(r.status, 200);
     // Wrong method / path.
     let r = send(&iam, "GET", TOKEN_PATH, &[], "");
-    assert_iam_error(&r, 405, "BXNIM0102E");
+    assert_iam_error(&r, 405, "BXNIM0060E");
+    assert_eq!(r.json()["errorDetails"], "HTTP 405 Method Not Allowed");
     assert_eq!(r.header("allow"), Some("POST"));
     let r = send(&iam, "POST", "/identity/tokens", &[("Content-Type", FORM)], &apikey_body("k"));
     assert_iam_error(&r, 404, "BXNIM0101E");
-    assert_eq!(iam.request_count(), 9);
+    assert_eq!(iam.request_count(), 10);
     assert_eq!(iam.tokens_issued(), 1);
 }
 
@@ -397,7 +450,8 @@ fn keep_alive_serves_several_requests_on_one_connection() {
 }
 
 #[test]
-fn chunked_request_body() {
+fn a_chunked_body_is_read_but_iam_takes_a_form_only_with_a_content_length() {
+    // IAM requires Content-Length on the token request; a chunked body reads as no form.
     let iam = FakeIam::start(Config::new().apikey("k"));
     let body = apikey_body("k");
     let (a, b) = body.split_at(10);
@@ -409,7 +463,8 @@ fn chunked_request_body() {
     let mut s = connect(&iam);
     s.write_all(req.as_bytes()).unwrap();
     let resp = read_response(&mut BufReader::new(s)).unwrap();
-    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_iam_error(&resp, 400, "BXNIM0109E");
+    assert_eq!(iam.last_request().unwrap().field("apikey"), Some("k"), "the body was read all the same");
 }
 
 #[test]
@@ -534,4 +589,154 @@ fn script_syntax() {
     for bad in ["foo", "stall", "stall:x", "99", "700", "400:", "delay:-1"] {
         assert!(parse_script(bad).is_err(), "{bad}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// The metadata service
+
+const V: &str = "version=2022-03-01";
+
+fn vpc(md: &FakeMetadata, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let mut h = vec![("Accept", "application/json")];
+    h.extend_from_slice(headers);
+    if !body.is_empty() {
+        h.push(("Content-Type", "application/json"));
+    }
+    send(md, method, path, &h, body)
+}
+
+fn assert_vpc_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "body: {}", r.text());
+    let v = r.json();
+    assert_eq!(v["errors"][0]["code"], code, "body: {}", r.text());
+    assert_eq!(v["status_code"], status);
+    assert_eq!(v["trace"].as_str().map(str::len), Some(36), "body: {}", r.text());
+}
+
+fn identity(md: &FakeMetadata) -> String {
+    let r = vpc(
+        md,
+        "PUT",
+        &format!("/instance_identity/v1/token?{V}"),
+        &[("Metadata-Flavor", "ibm")],
+        r#"{"expires_in": 300}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_metadata_service_hands_out_identity_tokens_and_iam_tokens_of_linked_profiles() {
+    let iam = FakeIam::start(Config::new().profile("Profile-vsi", "unused").profile("Profile-other", "unused"));
+    let md = FakeMetadata::start(&iam, MetadataConfig::new().default_profile("Profile-vsi"));
+    let r = vpc(
+        &md,
+        "PUT",
+        &format!("/instance_identity/v1/token?{V}"),
+        &[("Metadata-Flavor", "ibm")],
+        r#"{"expires_in": 300}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["access_token", "created_at", "expires_at", "expires_in"]);
+    assert_eq!(v["expires_in"], 300);
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z') && v["expires_at"].as_str().unwrap().len() == 20, "{v}");
+    let iit = v["access_token"].as_str().unwrap();
+    assert!(iam.validate("iambearer", iit).is_err(), "an identity token is no IAM token");
+    let bearer = format!("Bearer {iit}");
+    let iam_token = |body: &str| {
+        vpc(
+            &md,
+            "POST",
+            &format!("/instance_identity/v1/iam_token?{V}"),
+            &[("Metadata-Flavor", "ibm"), ("Authorization", &bearer)],
+            body,
+        )
+    };
+    for (body, profile) in [
+        ("", "Profile-vsi"),
+        (r#"{"trusted_profile": {"id": "Profile-vsi"}}"#, "Profile-vsi"),
+        (&format!(r#"{{"trusted_profile": {{"crn": "{}"}}}}"#, profile_crn("Profile-vsi")), "Profile-vsi"),
+    ] {
+        let r = iam_token(body);
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        let access = r.json()["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&access)["sub"], format!("profile:{profile}"));
+        assert!(iam.validate("iambearer", &access).is_ok(), "the IAM beside it knows the token");
+    }
+    // Not linked, not existing, named twice, named by name, an unknown field.
+    for body in [
+        r#"{"trusted_profile": {"id": "Profile-other"}}"#,
+        r#"{"trusted_profile": {"id": "Profile-none"}}"#,
+        r#"{"trusted_profile": {"id": "Profile-vsi", "crn": "crn:x"}}"#,
+        r#"{"trusted_profile": {"name": "Profile-vsi-name"}}"#,
+        r#"{"trusted_profile": {"id": "Profile-vsi"}, "expires_in": 60}"#,
+        "[1]",
+    ] {
+        assert_vpc_error(&iam_token(body), 400, "invalid_value");
+    }
+    assert_eq!(md.request_count(), 10);
+    assert_eq!(iam.request_count(), 0, "the metadata service mints its tokens without HTTP");
+}
+
+#[test]
+fn the_metadata_service_refuses_what_the_real_one_refuses() {
+    let iam = FakeIam::start(Config::new().profile("Profile-vsi", "unused"));
+    let md = FakeMetadata::start(&iam, MetadataConfig::new().linked("Profile-vsi"));
+    let flavor = [("Metadata-Flavor", "ibm")];
+    let put = |query: &str, headers: &[(&str, &str)], body: &str| {
+        vpc(&md, "PUT", &format!("/instance_identity/v1/token{query}"), headers, body)
+    };
+    assert_vpc_error(&put("", &flavor, "{}"), 400, "missing_version");
+    for version in ["2021-09-20", "2022-02-28", "2999-01-01", "2022-3-1", "yesterday"] {
+        assert_vpc_error(&put(&format!("?version={version}"), &flavor, "{}"), 400, "invalid_value");
+    }
+    assert_vpc_error(&put(&format!("?{V}"), &[], "{}"), 400, "missing_metadata_flavor");
+    assert_vpc_error(&put(&format!("?{V}"), &[("Metadata-Flavor", "Google")], "{}"), 400, "missing_metadata_flavor");
+    for body in [
+        r#"{"expires_in": 4}"#,
+        r#"{"expires_in": 3601}"#,
+        r#"{"expires_in": "300"}"#,
+        r#"{"lifetime": 300}"#,
+        "not json",
+    ] {
+        assert_vpc_error(&put(&format!("?{V}"), &flavor, body), 400, "invalid_value");
+    }
+    assert_eq!(put(&format!("?{V}"), &flavor, "{}").json()["expires_in"], 300, "the default lifetime");
+    let r = send(
+        &md,
+        "PUT",
+        &format!("/instance_identity/v1/token?{V}"),
+        &[("Metadata-Flavor", "ibm"), ("Content-Type", "text/plain")],
+        "{}",
+    );
+    assert_vpc_error(&r, 415, "unsupported_media_type");
+    assert_vpc_error(
+        &vpc(&md, "POST", &format!("/instance_identity/v1/token?{V}"), &flavor, "{}"),
+        405,
+        "method_not_allowed",
+    );
+    assert_vpc_error(&vpc(&md, "PUT", &format!("/identity/v1/token?{V}"), &flavor, "{}"), 404, "not_found");
+    // The IAM token: a bearer it issued, unexpired; a profile when there is no default.
+    let post = |auth: &str, body: &str| {
+        vpc(
+            &md,
+            "POST",
+            &format!("/instance_identity/v1/iam_token?{V}"),
+            &[("Metadata-Flavor", "ibm"), ("Authorization", auth)],
+            body,
+        )
+    };
+    assert_vpc_error(&post("Bearer forged", ""), 401, "not_authorized");
+    let iit = identity(&md);
+    assert_vpc_error(&post(&format!("Bearer {iit}"), ""), 400, "invalid_value");
+    assert_eq!(post(&format!("Bearer {iit}"), r#"{"trusted_profile":{"id":"Profile-vsi"}}"#).status, 200);
+    md.expire_identity_tokens();
+    assert_vpc_error(
+        &post(&format!("Bearer {iit}"), r#"{"trusted_profile":{"id":"Profile-vsi"}}"#),
+        401,
+        "token_expired",
+    );
 }

@@ -28,7 +28,7 @@ fn binary_serves_and_writes_port_file_and_log() {
     let log = dir.join("log.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_fake-iam"))
         .args(["--apikey", "k1", "--apikey", "k2", "--lifetime", "77"])
-        .args(["--profile", "p1", "--cr-token", "t1"])
+        .args(["--profile", "Profile-p1", "--trusts", "system:serviceaccount:ns:sa"])
         .args(["--script", "503,429:Wed, 21 Oct 2015 07:28:00 GMT"])
         .arg("--port-file")
         .arg(&port_file)
@@ -52,13 +52,19 @@ fn binary_serves_and_writes_port_file_and_log() {
     let r = post(&url, body);
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
     assert!(r.contains("\"expires_in\":77"));
-    let r = post(&url, "grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Acr-token&cr_token=t1&profile_name=p1");
+    let cr = fake_iam::cr_token_for("system:serviceaccount:ns:sa", fake_iam_now() + 600);
+    let cr_body = |profile: &str| {
+        format!("grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Acr-token&cr_token={cr}&{profile}")
+    };
+    let r = post(&url, &cr_body("profile_name=Profile-p1-name"));
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    let r = post(&url, &cr_body("profile_name=Profile-p1"));
+    assert!(r.starts_with("HTTP/1.1 400 ") && r.contains("BXNIM0487E"), "an id is not a name: {r}");
 
     child.kill().unwrap();
     child.wait().unwrap();
     let lines = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(lines.lines().count(), 4);
+    assert_eq!(lines.lines().count(), 5);
     assert!(lines.contains("\"apikey\":\"k2\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -76,4 +82,8 @@ fn binary_exits_after_max_seconds_and_rejects_bad_flags() {
         let out = Command::new(env!("CARGO_BIN_EXE_fake-iam")).args(bad).args(["--max-seconds", "1"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+}
+
+fn fake_iam_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
