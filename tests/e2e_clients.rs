@@ -5,10 +5,12 @@
 //! through `credHelpers` and recognises the hosts through its built-in region table: no
 //! config file names them.
 //!
-//! The registry's htpasswd holds exactly what the helper should hand out for each mode (the
-//! API key, the token the fake IAM issued, the ibmcloud CLI session's refresh token), and the
-//! registry's log names the user it authenticated, so a passing step proves which credential
-//! reached it.
+//! The registry authenticates as ICR does: through a token service (`support::token_service`)
+//! that checks the username and secret the client got from the helper against the fake IAM —
+//! an API key IAM knows, an access token IAM issued that has not expired, a refresh token IAM
+//! issued that is still good. The registry's log names the user of each token, and the token
+//! service records each decision with whom the secret spoke for, so a passing step proves that
+//! what the helper handed out is what IAM issued, and a refused one why not.
 //!
 //! Each step prints `e2e: client=… mode=… host=… step=… ok` (shown with `--nocapture`).
 
@@ -16,21 +18,27 @@ mod common;
 mod support;
 
 use std::fs;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use fake_iam::{Config, FakeIam};
+use fake_iam::{Config, FakeIam, FakeMetadata, MetadataConfig};
 use serde_json::json;
 use support::clients::{Client, Session};
 use support::image::OciImage;
-use support::namespace::{in_namespace, Namespace, AUTH_IP, ICR_HOSTS, OPEN_HOST, OPEN_IP, SPOOFED_HOST};
+use support::namespace::{in_namespace, Namespace, AUTH_IP, ICR_HOSTS, OPEN_HOST, OPEN_IP, SPOOFED_HOST, TOKEN_HOST};
 use support::registry::{Listen, Registry};
+use support::token_service::TokenService;
 use support::{mode_of, write_json, Helper, Output};
 
 /// The IAM API key the registry accepts as the password of `iamapikey`.
 const API_KEY: &str = "e2e-icr-api-key-0123456789abcdefghijklmnopq";
 /// A key IAM and the registry know nothing of.
 const WRONG_KEY: &str = "e2e-icr-wrong-key-9876543210zyxwvutsrqpo";
-/// The refresh token of a fake `ibmcloud login` session.
-const REFRESH_TOKEN: &str = "e2e-ibmcloud-cli-refresh-token-0123456789";
+/// A trusted profile for the compute-resource and VPC steps, and the service account it trusts.
+const PROFILE: &str = "Profile-e2e00000-0000-4000-8000-000000000001";
+const SUBJECT: &str = "system:serviceaccount:ci:puller";
+/// The audience of the registry's tokens.
+const SERVICE: &str = "icr-e2e";
 /// Static credentials used only to put the test image into the registry.
 const SEED_USER: &str = "e2e-seed";
 const SEED_PASSWORD: &str = "e2e-seed-password";
@@ -45,6 +53,68 @@ fn every_icr_host() -> Vec<&'static str> {
 
 fn on_443(ip: &str, ns: &Namespace) -> Listen {
     Listen { ip: ip.to_owned(), port: Some(443), tls: Some(ns.tls().clone()) }
+}
+
+/// ICR as clients meet it: the registry under the ICR names on `[::1]:443`, its token service
+/// at `https://token.icr-e2e.test:5443/token`, and the IAM (and, for VPC instances, the
+/// metadata service) that the token service asks.
+struct Icr {
+    iam: Arc<FakeIam>,
+    tokens: TokenService,
+    registry: Registry,
+}
+
+impl Icr {
+    fn start(ns: &Namespace) -> Icr {
+        let iam = Arc::new(FakeIam::start(Config::new().apikey(API_KEY).profile(PROFILE, SUBJECT)));
+        let check = {
+            let iam = Arc::clone(&iam);
+            Arc::new(move |user: &str, secret: &str| match (user, secret) {
+                (SEED_USER, SEED_PASSWORD) => Ok("the seeding harness".to_owned()),
+                _ => iam.validate(user, secret),
+            })
+        };
+        let listen = SocketAddr::new(AUTH_IP.parse().expect("an address"), 5443);
+        let tokens = TokenService::start(ns.tls(), TOKEN_HOST, listen, &ns.scratch("token-service"), check);
+        let registry = Registry::with_token_service_on(&tokens, SERVICE, on_443(AUTH_IP, ns));
+        Icr { iam, tokens, registry }
+    }
+
+    /// A refresh token IAM issued to client `bx` for the API key, as `ibmcloud login` keeps.
+    fn refresh_token(&self) -> String {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent
+            .post(self.iam.token_url())
+            .header("Authorization", fake_iam::BX_BASIC_AUTH)
+            .send_form([("grant_type", fake_iam::GRANT_APIKEY), ("apikey", API_KEY)])
+            .expect("the fake IAM answers");
+        let body: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        body["refresh_token"].as_str().expect("a refresh token").to_owned()
+    }
+
+    /// A mark in the token service's decisions, for [`Icr::accepted`] and [`Icr::refused`].
+    fn mark(&self) -> usize {
+        self.tokens.decisions().len()
+    }
+
+    /// Since `mark`, the token service accepted `user` only, whose secret spoke for `whom`.
+    #[track_caller]
+    fn accepted(&self, mark: usize, user: &str, whom: &str) {
+        let decisions = self.tokens.decisions().split_off(mark);
+        assert!(!decisions.is_empty(), "the token service was not asked");
+        for d in &decisions {
+            assert_eq!(d.username.as_deref(), Some(user), "{decisions:#?}");
+            assert!(d.outcome.as_ref().is_ok_and(|w| w.contains(whom)), "{decisions:#?}");
+        }
+    }
+
+    /// Since `mark`, the token service refused every request, each for `why`.
+    #[track_caller]
+    fn refused(&self, mark: usize, why: &str) {
+        let decisions = self.tokens.decisions().split_off(mark);
+        assert!(!decisions.is_empty(), "the token service was not asked");
+        assert!(decisions.iter().all(|d| d.outcome.as_ref().is_err_and(|w| w.contains(why))), "{decisions:#?}");
+    }
 }
 
 /// Pushes a fresh test image to `HOST/ns/img:seed` with skopeo and static credentials (or
@@ -153,7 +223,7 @@ impl Step<'_> {
 
 #[track_caller]
 fn assert_no_secret_leaked(output: &Output) {
-    for secret in [API_KEY, WRONG_KEY, REFRESH_TOKEN] {
+    for secret in [API_KEY, WRONG_KEY] {
         assert!(!output.all_text().contains(secret), "a secret was printed:\n{output}");
     }
 }
@@ -178,19 +248,24 @@ fn helper_get(session: &Session, host: &str) -> serde_json::Value {
     serde_json::from_str(&output.stdout).unwrap_or_else(|e| panic!("get printed no JSON ({e}):\n{output}"))
 }
 
-/// Every mode, each under a different ICR name: `iamapikey` from a stored login (login →
-/// store, pull/push → get, logout → erase), `iamapikey` from the environment, `iambearer`
-/// through the fake IAM, `iamrefresh` from an ibmcloud CLI session.
+/// Every mode and every source that buys a token, each under an ICR name: `iamapikey` from a
+/// stored login (login → store, pull/push → get, logout → erase) and from the environment;
+/// `iambearer` exchanged from the key at IAM; `iamrefresh` from an `ibmcloud login` session, and
+/// `iambearer` from the same session once its access token is spent; a trusted profile with a
+/// compute-resource token; a VPC instance's own identity from the metadata service. Every
+/// secret reaches the registry through its token service, which accepts it only because IAM
+/// issued it.
 fn every_mode(ns: &Namespace, client: Client) {
-    let users = [(SEED_USER, SEED_PASSWORD), ("iamapikey", API_KEY), ("iamrefresh", REFRESH_TOKEN)];
-    let registry = Registry::with_users_on(&users, on_443(AUTH_IP, ns));
+    let icr = Icr::start(ns);
+    let registry = &icr.registry;
     seed(ns, "us.icr.io", Some(&format!("{SEED_USER}:{SEED_PASSWORD}")));
     let mut session = Session::new(client, &every_icr_host());
     let pushed = |host: &str, mode: &str| format!("{host}/ns/img:{client}-{mode}");
+    let key_subject = fake_iam::apikey_subject(API_KEY);
 
     // iamapikey from a stored login.
     let host = "us.icr.io";
-    let step = Step { session: &session, registry: &registry, mode: "iamapikey(login)", host };
+    let step = Step { session: &session, registry, mode: "iamapikey(login)", host };
     let seeded = format!("{host}/{SEED_REPO}");
     step.ok("login", session.login(host, "iamapikey", API_KEY));
     let credentials = session.helper.credentials_path();
@@ -198,60 +273,104 @@ fn every_mode(ns: &Namespace, client: Client) {
     assert!(stored.contains(host), "{stored}");
     assert_eq!(mode_of(&credentials), 0o600, "{}", credentials.display());
     assert_auth_files_hold_no_secret(&session, &[API_KEY]);
+    let mark = icr.mark();
     step.ok_as("pull", "iamapikey", || session.pull(&seeded));
     step.ok_as("push", "iamapikey", || session.push(&seeded, &pushed(host, "login")));
+    icr.accepted(mark, "iamapikey", &key_subject);
     step.ok("logout", session.logout(host));
     let stored = fs::read_to_string(&credentials).unwrap_or_default();
     assert!(!stored.contains(API_KEY), "logout left the key behind:\n{stored}");
+    let mark = icr.mark();
     step.refused_anonymous("pull-after-logout", || session.pull(&seeded));
+    icr.refused(mark, "no credentials");
 
     // iamapikey from the environment, on a regional and on a legacy name.
     session.helper.set_env("IBMCLOUD_API_KEY", API_KEY);
     for host in ["de.icr.io", "registry.ng.bluemix.net"] {
-        let step = Step { session: &session, registry: &registry, mode: "iamapikey(env)", host };
+        let step = Step { session: &session, registry, mode: "iamapikey(env)", host };
         let seeded = format!("{host}/{SEED_REPO}");
+        let mark = icr.mark();
         step.ok_as("pull", "iamapikey", || session.pull(&seeded));
         step.ok_as("push", "iamapikey", || session.push(&seeded, &pushed(host, "env")));
+        icr.accepted(mark, "iamapikey", &key_subject);
     }
     let stored = fs::read_to_string(&credentials).unwrap_or_default();
     assert!(!stored.contains(API_KEY), "get must not store a login:\n{stored}");
 
-    // iambearer: the key is exchanged at the fake IAM; the registry accepts that token.
-    let iam = FakeIam::start(Config::new().apikey(API_KEY));
+    // iambearer: the key is exchanged at the fake IAM; the token service takes that token
+    // because IAM issued it, and the client's calls reuse the helper's cached token.
     session.helper.set_env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
-    session.helper.set_env("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", iam.url());
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT", icr.iam.url());
     let host = "private.jp.icr.io";
-    let answer = helper_get(&session, host);
-    assert_eq!(answer["Username"], "iambearer", "{answer}");
-    let token = answer["Secret"].as_str().expect("a token").to_owned();
-    assert_eq!(iam.tokens_issued(), 1);
-    registry.add_user("iambearer", &token);
-    let step = Step { session: &session, registry: &registry, mode: "iambearer", host };
+    let step = Step { session: &session, registry, mode: "iambearer", host };
     let seeded = format!("{host}/{SEED_REPO}");
+    let mark = icr.mark();
     step.ok_as("pull", "iambearer", || session.pull(&seeded));
     step.ok_as("push", "iambearer", || session.push(&seeded, &pushed(host, "bearer")));
-    assert_eq!(iam.tokens_issued(), 1, "the client's calls should reuse the cached token");
+    icr.accepted(mark, "iambearer", &format!("ApiKey({API_KEY:?})"));
+    assert_eq!(icr.iam.tokens_issued(), 1, "the client's calls should reuse the cached token");
+    let token = helper_get(&session, host)["Secret"].as_str().expect("a token").to_owned();
     assert_auth_files_hold_no_secret(&session, &[API_KEY, &token]);
-    for key in ["IBMCLOUD_API_KEY", "DOCKER_CREDENTIAL_ICR_MODE", "DOCKER_CREDENTIAL_ICR_IAM_ENDPOINT"] {
-        session.helper.remove_env(key);
-    }
+    session.helper.remove_env("IBMCLOUD_API_KEY");
 
-    // iamrefresh from the ibmcloud CLI session of `ibmcloud login`.
+    // The ibmcloud CLI session of `ibmcloud login`: its refresh token as iamrefresh, and, in
+    // iambearer mode with its access token spent, a new access token bought with it.
+    let refresh = icr.refresh_token();
     let cli_config = session.helper.home().join(".bluemix").join("config.json");
-    write_json(&cli_config, &json!({ "IAMRefreshToken": REFRESH_TOKEN, "IAMToken": "", "Region": "us-south" }));
+    let spent = common::jwt_expiring_in(-60);
+    write_json(
+        &cli_config,
+        &json!({ "IAMRefreshToken": refresh, "IAMToken": format!("Bearer {spent}"), "Region": "us-south" }),
+    );
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_MODE", "iamrefresh");
     let host = "icr.io";
-    let step = Step { session: &session, registry: &registry, mode: "iamrefresh", host };
+    let step = Step { session: &session, registry, mode: "iamrefresh", host };
     let seeded = format!("{host}/{SEED_REPO}");
+    let mark = icr.mark();
     step.ok_as("pull", "iamrefresh", || session.pull(&seeded));
     step.ok_as("push", "iamrefresh", || session.push(&seeded, &pushed(host, "refresh")));
-    assert_auth_files_hold_no_secret(&session, &[API_KEY, REFRESH_TOKEN]);
+    icr.accepted(mark, "iamrefresh", &format!("ApiKey({API_KEY:?})"));
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    let step = Step { session: &session, registry, mode: "iambearer(cli-session)", host };
+    let mark = icr.mark();
+    step.ok_as("pull", "iambearer", || session.pull(&seeded));
+    icr.accepted(mark, "iambearer", &format!("ApiKey({API_KEY:?})"));
+    assert_auth_files_hold_no_secret(&session, &[API_KEY, &refresh]);
+    fs::remove_file(&cli_config).expect("remove the CLI session");
+
+    // A trusted profile with a compute-resource token (a pod's projected token).
+    let cr_token = fake_iam::cr_token_for(SUBJECT, unix_now() + 600);
+    session.helper.set_env("IBMCLOUD_CR_PROFILE", PROFILE);
+    session.helper.set_env("IBMCLOUD_CR_TOKEN", &cr_token);
+    let host = "de.icr.io";
+    let step = Step { session: &session, registry, mode: "iambearer(trusted-profile)", host };
+    let seeded = format!("{host}/{SEED_REPO}");
+    let mark = icr.mark();
+    step.ok_as("pull", "iambearer", || session.pull(&seeded));
+    icr.accepted(mark, "iambearer", &format!("Profile({PROFILE:?})"));
+    assert_auth_files_hold_no_secret(&session, &[&cr_token]);
+    session.helper.remove_env("IBMCLOUD_CR_TOKEN");
+
+    // A VPC instance's own identity: no secret on the machine at all.
+    let metadata = FakeMetadata::start(&icr.iam, MetadataConfig::new().default_profile(PROFILE));
+    session.helper.remove_env("IBMCLOUD_CR_PROFILE");
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_VPC_INSTANCE", "1");
+    session.helper.set_env("DOCKER_CREDENTIAL_ICR_VPC_METADATA_URL", metadata.url());
+    let host = "registry.ng.bluemix.net";
+    let step = Step { session: &session, registry, mode: "iambearer(vpc-instance)", host };
+    let seeded = format!("{host}/{SEED_REPO}");
+    let mark = icr.mark();
+    step.ok_as("pull", "iambearer", || session.pull(&seeded));
+    icr.accepted(mark, "iambearer", &format!("Profile({PROFILE:?})"));
+    assert_eq!(metadata.request_count(), 2, "one identity token, one IAM token, then the cache");
 }
 
-/// What must not work: no credentials pulls anonymously from an open registry; a wrong key
-/// gets the registry's refusal; a host that only looks like ICR gets nothing, even with the
-/// right key in the environment.
+/// What must not work: no credentials pulls anonymously from an open registry; a wrong key,
+/// or a token IAM never issued, is refused by the token service; a host that only looks like
+/// ICR gets nothing, even with the right key in the environment.
 fn negative_paths(ns: &Namespace, client: Client) {
-    let registry = Registry::with_users_on(&[(SEED_USER, SEED_PASSWORD), ("iamapikey", API_KEY)], on_443(AUTH_IP, ns));
+    let icr = Icr::start(ns);
+    let registry = &icr.registry;
     let open = Registry::anonymous_on(on_443(OPEN_IP, ns));
     seed(ns, "us.icr.io", Some(&format!("{SEED_USER}:{SEED_PASSWORD}")));
     seed(ns, OPEN_HOST, None);
@@ -267,17 +386,35 @@ fn negative_paths(ns: &Namespace, client: Client) {
     step.ok("pull-anonymous", session.pull(&format!("{OPEN_HOST}/{SEED_REPO}")));
 
     session.helper.set_env("IBMCLOUD_API_KEY", WRONG_KEY);
-    let step = Step { session: &session, registry: &registry, mode: "iamapikey(wrong-key)", host: "us.icr.io" };
+    let step = Step { session: &session, registry, mode: "iamapikey(wrong-key)", host: "us.icr.io" };
+    let mark = icr.mark();
     step.refused_anonymous("pull", || session.pull(&format!("us.icr.io/{SEED_REPO}")));
+    icr.refused(mark, "an API key IAM does not know");
+
+    // A well-formed, unexpired JWT that IAM did not issue.
+    session.helper.remove_env("IBMCLOUD_API_KEY");
+    let forged = common::jwt_expiring_in(3600);
+    session.helper.set_env("IBMCLOUD_IAM_TOKEN", &forged);
+    let step = Step { session: &session, registry, mode: "iambearer(forged)", host: "us.icr.io" };
+    let mark = icr.mark();
+    step.refused_anonymous("pull", || session.pull(&format!("us.icr.io/{SEED_REPO}")));
+    icr.refused(mark, "an access token IAM did not issue");
+    session.helper.remove_env("IBMCLOUD_IAM_TOKEN");
 
     session.helper.set_env("IBMCLOUD_API_KEY", API_KEY);
-    let step = Step { session: &session, registry: &registry, mode: "iamapikey(env)", host: SPOOFED_HOST };
+    let step = Step { session: &session, registry, mode: "iamapikey(env)", host: SPOOFED_HOST };
     let not_found = session.helper.run_helper("get", SPOOFED_HOST);
     assert_eq!(not_found.stdout, "credentials not found in native keychain\n", "{not_found}");
+    let mark = icr.mark();
     step.refused_anonymous("pull-spoofed", || session.pull(&format!("{SPOOFED_HOST}/{SEED_REPO}")));
+    icr.refused(mark, "no credentials");
     // The same registry, the same key, under a real name: the refusal above was the host's.
-    let step = Step { session: &session, registry: &registry, mode: "iamapikey(env)", host: "us.icr.io" };
+    let step = Step { session: &session, registry, mode: "iamapikey(env)", host: "us.icr.io" };
     step.ok_as("pull", "iamapikey", || session.pull(&format!("us.icr.io/{SEED_REPO}")));
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[test]
@@ -326,8 +463,8 @@ fn skopeo_negative_paths() {
 #[test]
 fn new_user_following_the_readme_inspects_us_icr_io_with_skopeo() {
     in_namespace("new_user_following_the_readme_inspects_us_icr_io_with_skopeo", |ns| {
-        let registry =
-            Registry::with_users_on(&[(SEED_USER, SEED_PASSWORD), ("iamapikey", API_KEY)], on_443(AUTH_IP, ns));
+        let icr = Icr::start(ns);
+        let registry = &icr.registry;
         let image = seed(ns, "us.icr.io", Some(&format!("{SEED_USER}:{SEED_PASSWORD}")));
         let mut user = Helper::new();
         user.run_ok(Helper::NAME, &["configure"], None);

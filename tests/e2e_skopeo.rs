@@ -4,17 +4,22 @@
 //! htpasswd holds exactly the credentials the helper should hand out, so a successful push or
 //! inspect proves the registry received them.
 //!
-//! The `harness_*` tests check the harness itself with static `--creds`, no helper involved.
+//! The `harness_*` tests check the harness itself with static `--creds`, no helper involved:
+//! among them, that the token-authenticated registry the ICR end-to-end tests use takes only
+//! tokens its own service signed for it.
 
 mod common;
 mod support;
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::json;
 use support::image::OciImage;
-use support::registry::Registry;
+use support::registry::{Listen, Registry};
+use support::token_service::TokenService;
 use support::{mode_of, write_json, Helper, Output};
 
 /// Pushes `image` to `docker://HOST/<repo>` with static `user:password` credentials, or
@@ -375,4 +380,59 @@ fn scenario_users_are_iamapikey_only(registry: &Registry) {
         "the registry should have authenticated iamapikey and no one else, got {users:?}:\n{}",
         registry.log()
     );
+}
+
+#[test]
+fn harness_token_registry_takes_only_tokens_its_own_service_signed_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = common::tls::Tls::generate(dir.path(), &["127.0.0.1"]);
+    let check = |user: &str, secret: &str| match (user, secret) {
+        ("alice", "alice-pw") => Ok("alice".to_owned()),
+        _ => Err("unknown".to_owned()),
+    };
+    let listen = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let tokens = TokenService::start(&tls, "127.0.0.1", listen(0), dir.path(), Arc::new(check));
+    let registry_dir = tempfile::tempdir().unwrap();
+    let other = TokenService::start(&tls, "127.0.0.1", listen(0), registry_dir.path(), Arc::new(check));
+    let registry = Registry::with_token_service_on(
+        &tokens,
+        "harness",
+        Listen { ip: "127.0.0.1".to_owned(), port: None, tls: Some(tls.clone()) },
+    );
+    let agent = registry.https_agent();
+    let token_from = |realm: &str, service: &str, password: &str| -> Option<String> {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{password}"));
+        let mut response = agent
+            .get(format!("{realm}?service={service}&scope=repository:ns/img:pull"))
+            .header("Authorization", format!("Basic {basic}"))
+            .call()
+            .unwrap();
+        (response.status() == 200).then(|| {
+            let body: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+            body["token"].as_str().unwrap().to_owned()
+        })
+    };
+    let v2 = |token: &str| {
+        agent
+            .get(format!("https://{}/v2/", registry.host()))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .status()
+    };
+    // The challenge names the realm and the service.
+    let challenge = agent.get(format!("https://{}/v2/", registry.host())).call().unwrap();
+    assert_eq!(challenge.status(), 401);
+    let header = challenge.headers().get("www-authenticate").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(header, format!("Bearer realm=\"{}\",service=\"harness\"", tokens.realm()));
+    assert_eq!(token_from(&tokens.realm(), "harness", "wrong"), None, "the service refuses a wrong password");
+    let good = token_from(&tokens.realm(), "harness", "alice-pw").expect("a token");
+    assert_eq!(v2(&good), 200);
+    let foreign = token_from(&other.realm(), "harness", "alice-pw").expect("a token of another service");
+    assert_eq!(v2(&foreign), 401, "a token signed by another key");
+    let elsewhere = token_from(&tokens.realm(), "another-registry", "alice-pw").expect("a token for another service");
+    assert_eq!(v2(&elsewhere), 401, "a token for another audience");
+    let decisions = tokens.decisions();
+    assert_eq!(decisions.iter().filter(|d| d.outcome.is_ok()).count(), 2, "{decisions:#?}");
 }

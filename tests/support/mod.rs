@@ -3,6 +3,8 @@
 //! itself comes from the one harness, `tests/common`, which every test binary includes too.
 //!
 //! - [`registry`]: a throwaway CA, a TLS certificate and a CNCF distribution registry process.
+//! - [`token_service`]: the registry's token service, which checks what a client presents
+//!   against the fake IAM.
 //! - [`image`]: a tiny OCI image layout built in-process, so pushes need no internet.
 //! - this file: [`Helper`], an isolated HOME with the helper on `PATH`, and [`Helper::run`], which
 //!   runs a client in that environment with a bounded timeout.
@@ -15,6 +17,7 @@ pub mod clients;
 pub mod image;
 pub mod namespace;
 pub mod registry;
+pub mod token_service;
 
 use std::ffi::OsString;
 use std::fmt;

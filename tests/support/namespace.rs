@@ -40,6 +40,9 @@ pub const AUTH_IP: &str = "::1";
 /// Where the open registry listens.
 pub const OPEN_IP: &str = "127.0.0.2";
 
+/// The name of the registry's token service (the realm), on [`AUTH_IP`].
+pub const TOKEN_HOST: &str = "token.icr-e2e.test";
+
 /// Runs the test `name` (the function calling this, by its path in the test binary) inside
 /// fresh namespaces (`common::namespace::isolated`), with the files and network below set up,
 /// and `body` there.
@@ -58,7 +61,7 @@ impl Namespace {
     fn enter() -> Namespace {
         let dir = tempfile::Builder::new().prefix("icr-e2e-ns-").tempdir().expect("create namespace temp dir");
         let mut names: Vec<&str> = ICR_HOSTS.to_vec();
-        names.extend([SPOOFED_HOST, OPEN_HOST, AUTH_IP, OPEN_IP]);
+        names.extend([SPOOFED_HOST, OPEN_HOST, TOKEN_HOST, AUTH_IP, OPEN_IP]);
         let tls_dir = dir.path().join("tls");
         fs::create_dir_all(&tls_dir).expect("create tls dir");
         let tls = Tls::generate(&tls_dir, &names);
@@ -66,7 +69,7 @@ impl Namespace {
 
         let hosts = namespace.dir.path().join("hosts");
         let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost\n");
-        text.push_str(&format!("{AUTH_IP} {} {SPOOFED_HOST}\n", ICR_HOSTS.join(" ")));
+        text.push_str(&format!("{AUTH_IP} {} {SPOOFED_HOST} {TOKEN_HOST}\n", ICR_HOSTS.join(" ")));
         text.push_str(&format!("{OPEN_IP} {OPEN_HOST}\n"));
         fs::write(&hosts, text).expect("write hosts");
         bind(&hosts, Path::new("/etc/hosts"));

@@ -1,7 +1,10 @@
 //! A real container registry on loopback for end-to-end tests: a CNCF distribution registry
 //! process ([`Registry`]), with a certificate from a throwaway CA (`common::tls::Tls`), serving
-//! HTTPS on 127.0.0.1 with an OS-chosen port, htpasswd (bcrypt) or no authentication, and
-//! filesystem storage in a temp dir. The process is killed when the [`Registry`] is dropped.
+//! HTTPS on 127.0.0.1 with an OS-chosen port, and filesystem storage in a temp dir. It
+//! authenticates as ICR does, through a token service (`support::token_service`: the client
+//! takes the helper's username and secret to the realm, which checks them against the fake
+//! IAM), or with htpasswd (bcrypt) for the harness's own tests, or not at all. The process is
+//! killed when the [`Registry`] is dropped.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -29,6 +32,9 @@ enum Auth {
     Anonymous,
     /// htpasswd (bcrypt) with these users.
     Htpasswd(Vec<(String, String)>),
+    /// Bearer tokens from a token service at `realm`, for `service`, signed by the certificate
+    /// in `bundle` and issued by `issuer`.
+    Token { realm: String, service: String, issuer: String, bundle: PathBuf },
 }
 
 /// Where a [`Registry`] listens and which certificate it serves.
@@ -77,6 +83,22 @@ impl Registry {
     /// [`Registry::anonymous`] at a chosen address, port and certificate.
     pub fn anonymous_on(listen: Listen) -> Registry {
         Self::start(Auth::Anonymous, &listen)
+    }
+
+    /// A registry that takes bearer tokens of `tokens` only, as ICR does; `service` is the
+    /// audience the tokens must name.
+    pub fn with_token_service_on(
+        tokens: &super::token_service::TokenService,
+        service: &str,
+        listen: Listen,
+    ) -> Registry {
+        let auth = Auth::Token {
+            realm: tokens.realm(),
+            service: service.to_owned(),
+            issuer: super::token_service::ISSUER.to_owned(),
+            bundle: tokens.root_bundle().to_owned(),
+        };
+        Self::start(auth, &listen)
     }
 
     fn start(auth: Auth, listen: &Listen) -> Registry {
@@ -130,7 +152,7 @@ impl Registry {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let mut registry = Registry { child, ip, port, dir, tls, cert_dir };
-        match registry.wait_ready(matches!(auth, Auth::Htpasswd(_))) {
+        match registry.wait_ready(!matches!(auth, Auth::Anonymous)) {
             Ok(()) => Ok(registry),
             Err(failure) => {
                 // Drop kills whatever is left of the process.
@@ -310,6 +332,10 @@ fn config_yaml(dir: &Path, tls: &Tls, addr: &str, auth: &Auth) -> String {
         Auth::Htpasswd(_) => {
             format!("auth:\n  htpasswd:\n    realm: icr-e2e\n    path: {}\n", dir.join("htpasswd").display())
         }
+        Auth::Token { realm, service, issuer, bundle } => format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+            bundle.display()
+        ),
     };
     format!(
         "version: 0.1\n\
