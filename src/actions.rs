@@ -50,7 +50,10 @@ pub fn store(ctx: &Context, io: &mut Io) -> Result<i32> {
     Ok(0)
 }
 
-/// `erase`: forgets the stored login; not-found when there was none.
+/// `erase`: forgets the stored login. For a host the helper serves it succeeds whether or not
+/// one was stored, as docker-credential-pass does: `docker logout` twice, or Ansible's
+/// `docker_login state=absent`, must not fail the second time. A host it does not serve is
+/// not-found.
 pub fn erase(ctx: &Context, io: &mut Io) -> Result<i32> {
     let input = protocol::read_input(&mut io.stdin)?;
     let server_url = protocol::server_url(&input)?;
@@ -65,10 +68,11 @@ pub fn erase(ctx: &Context, io: &mut Io) -> Result<i32> {
         resolve::NotFound::NotOurs(not_ours).log(ctx.log);
         return Err(Error::NotFound);
     }
-    if !ctx.logins_to_write()?.erase(&registry)? {
-        return Err(Error::NotFound);
+    if ctx.logins_to_write()?.erase(&registry)? {
+        ctx.log.info(format_args!("erased login for {registry}"));
+    } else {
+        ctx.log.info(format_args!("no login stored for {registry}: nothing to erase"));
     }
-    ctx.log.info(format_args!("erased login for {registry}"));
     Ok(0)
 }
 

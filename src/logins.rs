@@ -67,7 +67,12 @@ impl Logins {
     }
 
     /// Removes the login for this registry; `false` when there was none.
+    /// Removes the login for `registry`; `false` when there was none. With no file at all
+    /// nothing is created, not even the lock.
     pub fn erase(&self, registry: &Registry) -> Result<bool> {
+        if self.path.symlink_metadata().is_err() {
+            return Ok(false);
+        }
         self.update(|file| file.logins.remove(&registry.to_string()).is_some())
     }
 

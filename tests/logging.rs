@@ -124,7 +124,7 @@ fn debug_store_get_list_erase_never_show_the_secret() {
     );
     s.list().expect(0, "{\"us.icr.io\":\"iamapikey\"}\n", "").never_shows(secret);
     s.erase("us.icr.io").expect(0, "", &format!("{P}: info: erased login for us.icr.io\n"));
-    s.erase("us.icr.io").expect(1, common::NOT_FOUND, "");
+    s.erase("us.icr.io").expect(0, "", &format!("{P}: info: no login stored for us.icr.io: nothing to erase\n"));
     s.run(&["version"], "").expect(
         0,
         &format!("{P} (github.com/docker-credential-icr/docker-credential-icr) {}\n", env!("CARGO_PKG_VERSION")),

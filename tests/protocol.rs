@@ -159,7 +159,7 @@ fn store_get_list_erase_round_trip() {
     s.get("us.icr.io").ok(&get_answer("us.icr.io", "iamapikey", "stored-key-3"));
     s.erase("us.icr.io/namespace/image").ok("");
     s.get("us.icr.io").not_found();
-    s.erase("us.icr.io").not_found();
+    s.erase("us.icr.io").ok("");
     s.list().ok("{\"de.icr.io\":\"iambearer\"}\n");
     s.erase("de.icr.io").ok("");
     s.list().ok("{}\n");
@@ -279,12 +279,25 @@ fn nul_bytes_and_garbage_server_urls_are_not_found() {
 }
 
 #[test]
-fn erase_of_what_was_never_stored_is_not_found() {
+fn erase_of_what_was_never_stored_succeeds_for_a_served_host_and_is_not_found_for_others() {
+    // As docker-credential-pass does: a second logout, or Ansible's docker_login
+    // state=absent, must not fail.
     let s = Scenario::new();
-    s.erase("us.icr.io").not_found();
+    for served in ["us.icr.io", "https://de.icr.io/v2/", "registry.ng.bluemix.net"] {
+        s.erase(served).ok("");
+    }
+    assert!(!s.credentials_path().exists(), "nothing is written for nothing erased");
+    assert!(!s.app_dir().exists(), "not even the directory or the lock");
     s.erase("evil.example").not_found();
     s.erase("us.icr.io.evil.example").not_found();
-    assert!(!s.credentials_path().exists());
+    s.erase("cp.icr.io").not_found();
+    // With a file holding another login, erasing one that is not there leaves it as it was.
+    s.store("de.icr.io", "iamapikey", "kept-key").ok("");
+    let before = std::fs::read(s.credentials_path()).unwrap();
+    s.erase("us.icr.io").ok("");
+    s.erase("us.icr.io").ok("");
+    assert_eq!(std::fs::read(s.credentials_path()).unwrap(), before);
+    s.get("de.icr.io").ok(&common::get_answer("de.icr.io", "iamapikey", "kept-key"));
 }
 
 #[test]

@@ -99,7 +99,8 @@ impl HttpExchange {
 impl Exchange for HttpExchange {
     fn exchange(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
         // One bound for the whole exchange, both calls of an instance identity's included.
-        let deadline = (Instant::now() + self.limits.total).min(self.deadline);
+        let started = Instant::now();
+        let deadline = (started + self.limits.total).min(self.deadline);
         let token = match grant {
             Grant::Instance { profile } => {
                 let reply = self.send(endpoint, &request::identity_token(endpoint), deadline)?;
@@ -113,8 +114,11 @@ impl Exchange for HttpExchange {
                 request::parse_token(endpoint, &reply.body, reply.sent, grant)?
             }
         };
-        // A service that took longer to answer than its token lives has sent a dead token.
-        if token.expires_at <= unix(SystemTime::now()) {
+        // A service that took longer to answer than its token lives has sent a dead token. The
+        // time since the request was sent is measured as it passed, not in whole seconds of the
+        // clock, which could turn a token of a second's life dead on the tick between them.
+        let lifetime = Duration::from_secs(token.expires_at.saturating_sub(token.issued_at));
+        if started.elapsed() >= lifetime {
             return Err(Error::failed(format!(
                 "{} at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock",
                 match grant {
