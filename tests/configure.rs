@@ -29,6 +29,10 @@ fn containers_auth(s: &Scenario) -> PathBuf {
     s.in_home(".config/containers/auth.json")
 }
 
+fn helm_config(s: &Scenario) -> PathBuf {
+    s.in_home(".config/helm/registry/config.json")
+}
+
 /// Puts a golden file in place as docker's config, with `mode`.
 fn install(s: &Scenario, golden: &str, mode: u32) -> Vec<u8> {
     let bytes = fs::read(Path::new(DATA).join(golden)).unwrap();
@@ -82,19 +86,21 @@ const PUBLIC: [&str; 14] = [
 ];
 
 #[test]
-fn configure_in_a_fresh_home_creates_both_files_with_every_public_domain() {
+fn configure_in_a_fresh_home_creates_all_three_files_with_every_public_domain() {
     let home = home();
     let run = home.run(&["configure"], "");
     run.status(0);
     assert_eq!(
         run.stdout(),
-        created(&docker_config(&home), &PUBLIC) + &created(&containers_auth(&home), &PUBLIC),
+        created(&docker_config(&home), &PUBLIC)
+            + &created(&containers_auth(&home), &PUBLIC)
+            + &created(&helm_config(&home), &PUBLIC),
         "{run}"
     );
     assert_eq!(run.stderr(), "", "{run}");
     let helpers: String = PUBLIC.iter().map(|h| format!("\t\t\"{h}\": \"icr\"")).collect::<Vec<_>>().join(",\n");
     let expected = format!("{{\n\t\"credHelpers\": {{\n{helpers}\n\t}}\n}}\n");
-    for path in [docker_config(&home), containers_auth(&home)] {
+    for path in [docker_config(&home), containers_auth(&home), helm_config(&home)] {
         assert_eq!(fs::read_to_string(&path).unwrap(), expected, "{}", path.display());
         assert_eq!(mode(&path), 0o600, "{}", path.display());
         assert!(!path.with_extension("json.bak").exists(), "no backup of a file that did not exist");
@@ -102,7 +108,11 @@ fn configure_in_a_fresh_home_creates_both_files_with_every_public_domain() {
 
     let again = home.run(&["configure"], "");
     again.status(0);
-    assert_eq!(again.stdout(), unchanged(&docker_config(&home)) + &unchanged(&containers_auth(&home)), "{again}");
+    assert_eq!(
+        again.stdout(),
+        unchanged(&docker_config(&home)) + &unchanged(&containers_auth(&home)) + &unchanged(&helm_config(&home)),
+        "{again}"
+    );
     assert!(!docker_config(&home).with_extension("json.bak").exists(), "an unchanged file is not rewritten");
 }
 
@@ -148,7 +158,10 @@ fn round_trip(
     let notes: String = run.stdout().lines().filter(|l| l.starts_with("  note: ")).map(|l| format!("{l}\n")).collect();
     assert_eq!(
         again.stdout(),
-        unchanged(&docker_config(&home)) + &notes + &unchanged(&containers_auth(&home)),
+        unchanged(&docker_config(&home))
+            + &notes
+            + &unchanged(&containers_auth(&home))
+            + &unchanged(&helm_config(&home)),
         "{again}"
     );
     assert_eq!(
@@ -163,10 +176,11 @@ fn round_trip(
     lines.extend(remove_notes.iter().map(|n| format!("  note: {n}\n")));
     let docker = docker_config(&home).display().to_string();
     let containers = containers_auth(&home).display().to_string();
+    let helm = helm_config(&home).display().to_string();
     assert_eq!(
         remove.stdout(),
         format!(
-            "{docker}:\n{lines}  written; the previous version is in {docker}.bak\n{containers}:\n  - credHelpers \"us.icr.io\": \"icr\"\n  - credHelpers \"de.icr.io\": \"icr\"\n  written; the previous version is in {containers}.bak\n"
+            "{docker}:\n{lines}  written; the previous version is in {docker}.bak\n{containers}:\n  - credHelpers \"us.icr.io\": \"icr\"\n  - credHelpers \"de.icr.io\": \"icr\"\n  written; the previous version is in {containers}.bak\n{helm}:\n  - credHelpers \"us.icr.io\": \"icr\"\n  - credHelpers \"de.icr.io\": \"icr\"\n  written; the previous version is in {helm}.bak\n"
         ),
         "{remove}"
     );
@@ -174,6 +188,7 @@ fn round_trip(
     assert_eq!(meaning(&restored), meaning(std::str::from_utf8(&original).unwrap()), "{restored}");
     assert_eq!(mode(&docker_config(&home)), file_mode);
     assert_eq!(fs::read_to_string(containers_auth(&home)).unwrap(), "{}\n");
+    assert_eq!(fs::read_to_string(helm_config(&home)).unwrap(), "{}\n");
 }
 
 #[test]
@@ -184,6 +199,7 @@ fn docker_config_with_creds_store_keeps_it_and_round_trips() {
         |h| {
             added(&docker_config(h), &["us.icr.io", "de.icr.io"])
                 + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
+                + &created(&helm_config(h), &["us.icr.io", "de.icr.io"])
         },
         &["us.icr.io", "de.icr.io"],
         &[],
@@ -201,6 +217,7 @@ fn auths_entry_for_an_icr_host_is_reported_with_a_hint_and_kept() {
             format!(
                 "{docker}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: \"auths\" holds a login for us.icr.io (left by a `docker login` without the helper): docker now asks docker-credential-icr instead, but that credential is still in the file in plain text; delete the \"us.icr.io\" entry under \"auths\" in {docker} to get rid of it\n  written; the previous version is in {docker}.bak\n"
             ) + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
+                + &created(&helm_config(h), &["us.icr.io", "de.icr.io"])
         },
         &["us.icr.io", "de.icr.io"],
         &[],
@@ -217,6 +234,7 @@ fn unknown_keys_order_and_another_helper_are_preserved() {
             format!(
                 "{docker}:\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: credHelpers sends us.icr.io to \"other-helper\", not to icr: left as it is (remove that entry to use docker-credential-icr for it)\n  written; the previous version is in {docker}.bak\n"
             ) + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
+                + &created(&helm_config(h), &["us.icr.io", "de.icr.io"])
         },
         &["de.icr.io"],
         &["credHelpers sends us.icr.io to \"other-helper\", not to icr: left as it is"],
@@ -231,9 +249,39 @@ fn empty_docker_config_is_read_as_an_empty_object() {
         |h| {
             added(&docker_config(h), &["us.icr.io", "de.icr.io"])
                 + &created(&containers_auth(h), &["us.icr.io", "de.icr.io"])
+                + &created(&helm_config(h), &["us.icr.io", "de.icr.io"])
         },
         &["us.icr.io", "de.icr.io"],
         &[],
+    );
+}
+
+#[test]
+fn helms_registry_config_after_a_plain_helm_registry_login_is_wired_and_its_login_reported() {
+    // What `helm registry login us.icr.io` leaves without the helper: the key in base64, written
+    // the way helm (oras-go) writes the file, tab-indented without a final newline.
+    let home = home();
+    let original = fs::read(Path::new(DATA).join("helm-registry.json")).unwrap();
+    fs::create_dir_all(helm_config(&home).parent().unwrap()).unwrap();
+    fs::write(helm_config(&home), &original).unwrap();
+    fs::set_permissions(helm_config(&home), fs::Permissions::from_mode(0o644)).unwrap();
+    let run = home.run(&["configure", "--registries", "us.icr.io,de.icr.io"], "");
+    run.status(0);
+    let helm = helm_config(&home).display().to_string();
+    assert!(
+        run.stdout().ends_with(&format!(
+            "{helm}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  + credHelpers \"de.icr.io\": \"icr\"\n  note: \"auths\" holds a login for us.icr.io (left by a `helm registry login` without the helper): helm now asks docker-credential-icr instead, but that credential is still in the file in plain text; delete the \"us.icr.io\" entry under \"auths\" in {helm} to get rid of it\n  written; the previous version is in {helm}.bak\n"
+        )),
+        "{run}"
+    );
+    assert_eq!(fs::read_to_string(helm_config(&home)).unwrap(), golden("helm-registry.configured.json"));
+    assert_eq!(mode(&helm_config(&home)), 0o644, "the file keeps its mode");
+    assert_eq!(fs::read(format!("{helm}.bak")).unwrap(), original);
+    let remove = home.run(&["configure", "--remove", "--registries", "us.icr.io,de.icr.io"], "");
+    remove.status(0);
+    assert_eq!(
+        meaning(&fs::read_to_string(helm_config(&home)).unwrap()),
+        meaning(std::str::from_utf8(&original).unwrap())
     );
 }
 
@@ -242,8 +290,12 @@ fn remove_with_missing_files_creates_nothing() {
     let home = home();
     let run = home.run(&["configure", "--remove"], "");
     run.status(0);
-    assert_eq!(run.stdout(), unchanged(&docker_config(&home)) + &unchanged(&containers_auth(&home)), "{run}");
-    assert!(!docker_config(&home).exists() && !containers_auth(&home).exists());
+    assert_eq!(
+        run.stdout(),
+        unchanged(&docker_config(&home)) + &unchanged(&containers_auth(&home)) + &unchanged(&helm_config(&home)),
+        "{run}"
+    );
+    assert!(!docker_config(&home).exists() && !containers_auth(&home).exists() && !helm_config(&home).exists());
 }
 
 /// `configure` exits 1 with one line, "<docker config> <why>; nothing was written", and leaves
@@ -270,6 +322,7 @@ fn malformed_config_is_never_overwritten_and_nothing_else_is_written() {
     );
     assert!(!home.in_home(".docker/config.json.bak").exists());
     assert!(!containers_auth(&home).exists(), "no file is written when one of them is malformed");
+    assert!(!helm_config(&home).exists(), "no file is written when one of them is malformed");
 }
 
 #[test]
@@ -282,7 +335,7 @@ fn read_only_config_is_left_alone_with_a_clear_error() {
         "is read-only: make it writable to configure it (or see the change with --dry-run)",
     );
     assert_eq!(mode(&docker_config(&home)), 0o444);
-    assert!(!containers_auth(&home).exists());
+    assert!(!containers_auth(&home).exists() && !helm_config(&home).exists());
 }
 
 #[test]
@@ -294,35 +347,60 @@ fn dry_run_prints_the_change_and_writes_nothing() {
     assert_eq!(
         run.stdout(),
         format!(
-            "{}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n{}: new file\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n",
+            "{}:\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n{}: new file\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n{}: new file\n  + credHelpers \"us.icr.io\": \"icr\"\n  dry run: nothing written\n",
             docker_config(&home).display(),
-            containers_auth(&home).display()
+            containers_auth(&home).display(),
+            helm_config(&home).display()
         ),
         "{run}"
     );
     assert_eq!(fs::read(docker_config(&home)).unwrap(), original);
     assert!(!home.in_home(".docker/config.json.bak").exists() && !containers_auth(&home).exists());
+    assert!(!helm_config(&home).exists());
 }
 
 #[test]
-fn docker_config_and_registry_auth_file_variables_choose_the_files() {
+fn docker_config_registry_auth_file_and_helm_variables_choose_the_files() {
     let home = home();
     let run = home
         .cmd(&["configure", "--registries", "jp.icr.io"])
         .env("DOCKER_CONFIG", home.in_home("dc"))
         .env("REGISTRY_AUTH_FILE", home.in_home("auth/file.json"))
+        .env("HELM_REGISTRY_CONFIG", home.in_home("helm-registry.json"))
         .run();
     run.status(0);
-    let (docker, containers) = (home.in_home("dc/config.json"), home.in_home("auth/file.json"));
-    assert_eq!(run.stdout(), created(&docker, &["jp.icr.io"]) + &created(&containers, &["jp.icr.io"]), "{run}");
-    assert!(!docker_config(&home).exists() && !containers_auth(&home).exists());
+    let (docker, containers, helm) =
+        (home.in_home("dc/config.json"), home.in_home("auth/file.json"), home.in_home("helm-registry.json"));
+    assert_eq!(
+        run.stdout(),
+        created(&docker, &["jp.icr.io"]) + &created(&containers, &["jp.icr.io"]) + &created(&helm, &["jp.icr.io"]),
+        "{run}"
+    );
+    assert!(!docker_config(&home).exists() && !containers_auth(&home).exists() && !helm_config(&home).exists());
+    // helm's own directory variable, and the flag, as helm's helmpath has them.
+    let run = home
+        .cmd(&["configure", "--registries", "jp.icr.io", "--dry-run"])
+        .env("HELM_CONFIG_HOME", home.in_home("helm-home"))
+        .run();
+    assert!(
+        run.stdout().contains(&format!("{}: new file\n", home.in_home("helm-home/registry/config.json").display())),
+        "{run}"
+    );
+    let run = home
+        .cmd(&["configure", "--registries", "jp.icr.io", "--dry-run", "--helm-config", "/tmp/elsewhere/helm.json"])
+        .env("HELM_REGISTRY_CONFIG", home.in_home("helm-registry.json"))
+        .run();
+    assert!(run.stdout().contains("/tmp/elsewhere/helm.json: new file\n"), "{run}");
 }
 
 #[test]
 fn one_file_named_twice_is_edited_once() {
     let home = home();
-    let run =
-        home.cmd(&["configure", "--registries", "jp.icr.io"]).env("REGISTRY_AUTH_FILE", docker_config(&home)).run();
+    let run = home
+        .cmd(&["configure", "--registries", "jp.icr.io"])
+        .env("REGISTRY_AUTH_FILE", docker_config(&home))
+        .env("HELM_REGISTRY_CONFIG", docker_config(&home))
+        .run();
     run.status(0);
     assert_eq!(run.stdout(), created(&docker_config(&home), &["jp.icr.io"]), "{run}");
 }

