@@ -41,6 +41,8 @@ const USAGE: &str = "\
 Usage: docker-credential-icr configure [--registries HOST,HOST | --all] [--docker-config PATH]
                                        [--containers-auth PATH] [--helm-config PATH]
                                        [--remove] [--dry-run]
+       docker-credential-icr configure --kubelet [--bin-dir DIR] [--config PATH]
+                                       [--kubelet-version VERSION] [--remove] [--dry-run]
 
 Adds \"credHelpers\" entries that send ICR hosts to docker-credential-icr, in docker's config
 ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), in the containers auth file
@@ -48,6 +50,10 @@ Adds \"credHelpers\" entries that send ICR hosts to docker-credential-icr, in do
 registry config ($HELM_REGISTRY_CONFIG, else $HELM_CONFIG_HOME/registry/config.json, else
 ${XDG_CONFIG_HOME:-~/.config}/helm/registry/config.json). Every other entry is kept; the
 previous file is kept as <file>.bak; a second run changes nothing.
+
+With --kubelet it sets up a Kubernetes node instead: it installs this binary into the
+kubelet's image credential provider directory, writes the CredentialProviderConfig for the
+node's kubelet and prints the kubelet flags (see `configure --kubelet --help`).
 
 Options:
   --registries HOST,HOST  these hosts instead of every public ICR domain
@@ -71,6 +77,9 @@ struct Options {
 }
 
 pub fn run(ctx: &Context, io: &mut Io) -> Result<i32> {
+    if io.args.iter().any(|a| a == "--kubelet") {
+        return super::kubelet_setup::run(ctx, io);
+    }
     if wants_help(io.args) {
         io.print(USAGE)?;
         return Ok(0);

@@ -1,5 +1,5 @@
 //! The subcommands for humans, beyond the docker-credential protocol: `configure` (wire the
-//! helper into docker and podman), `explain` (why `get` answers what it answers) and `exec` (run
+//! helper into docker, podman and helm; with `--kubelet`, into a Kubernetes node), `explain` (why `get` answers what it answers) and `exec` (run
 //! a command with the credentials in its environment).
 //!
 //! Unlike the protocol actions they take their own arguments, print their report on stdout and
@@ -9,6 +9,7 @@
 pub mod configure;
 pub mod exec;
 pub mod explain;
+mod kubelet_setup;
 
 use crate::error::{Error, Result};
 
