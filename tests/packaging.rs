@@ -1,7 +1,7 @@
 //! The packages: the man page is clean groff that documents every action, subcommand and
 //! environment variable; the Debian package (cargo-deb) installs with `dpkg -i`, serves a real
-//! skopeo round trip from `/usr/bin`, and leaves nothing behind when purged; the RPM spec builds
-//! with `rpmbuild` and holds the expected files.
+//! skopeo round trip from `/usr/bin`, and leaves nothing behind when purged; the source RPM that
+//! `packaging/rpm/srpm.sh` writes rebuilds offline with `rpmbuild --rebuild`, and its binary runs.
 //!
 //! The release binary is built once per test run into `target/packaging/target`, a target dir
 //! of its own, so that the nested cargo never waits on the build lock of the cargo running us.
@@ -344,31 +344,72 @@ fn skopeo_round_trip_with_the_installed_helper() {
     );
 }
 
+/// `packaging/rpm/srpm.sh` writes a source RPM of the crate and its vendored dependencies, and
+/// `rpmbuild --rebuild` builds the package from it with no network at all (a network namespace
+/// of its own, an empty CARGO_HOME: nothing cached to fall back on), as Fedora and openSUSE
+/// build Rust packages; the binary of the rebuilt package runs.
 #[test]
-fn rpm_spec_builds_a_package_of_the_release_binary() {
+fn the_source_rpm_rebuilds_offline_and_the_rebuilt_binary_runs() {
+    assert!(support::is_root(), "the offline rebuild needs a network namespace of its own (root)");
     let rpmbuild = require_tool("rpmbuild", "rpm");
-    let binary = release_binary();
-    let top = tempfile::Builder::new().prefix("icr-rpmbuild-").tempdir().expect("create rpmbuild topdir");
-    let mut build = Command::new(rpmbuild);
-    build
-        .arg("-bb")
-        .arg(workspace().join("packaging/rpm/docker-credential-icr.spec"))
-        .args(["--define", &format!("_topdir {}", top.path().display())])
-        .args(["--define", &format!("srcdir {}", workspace().display())])
-        .args(["--define", &format!("binary {}", binary.display())]);
-    run_ok(build, Duration::from_secs(600));
-    let rpms: Vec<PathBuf> = fs::read_dir(top.path().join("RPMS"))
-        .expect("RPMS dir")
-        .flat_map(|arch| fs::read_dir(arch.expect("arch dir").path()).expect("read arch dir"))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    assert_eq!(rpms.len(), 1, "expected one RPM: {rpms:?}");
-    let rpm_path = rpms[0].to_str().expect("UTF-8");
-    assert!(rpm_path.contains(&format!("{PACKAGE}-{VERSION}-1")), "{rpm_path}");
+    let unshare = require_tool("unshare", "util-linux");
+    let work = tempfile::Builder::new().prefix("icr-srpm-").tempdir().expect("create work dir");
+    let out = work.path().join("out");
+    let mut srpm = Command::new(workspace().join("packaging/rpm/srpm.sh"));
+    srpm.arg(&out).env("PATH", path_with_cargo());
+    run_ok(srpm, BUILD_TIMEOUT);
+    let names: Vec<String> =
+        fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let source_rpm = format!("{PACKAGE}-{VERSION}-1.src.rpm");
+    assert_eq!(names, [source_rpm.clone()], "srpm.sh writes exactly the source RPM");
+    let source_rpm = out.join(source_rpm);
 
     let rpm = find_tool("rpm").expect("rpm comes with rpmbuild");
     let mut list = Command::new(&rpm);
-    list.args(["-qlp", rpm_path]);
+    list.arg("-qlp").arg(&source_rpm);
+    let list = run_ok(list, Duration::from_secs(60));
+    let files: BTreeSet<&str> = list.stdout.lines().collect();
+    let expected: BTreeSet<String> = [
+        format!("{PACKAGE}-{VERSION}.tar.gz"),
+        format!("{PACKAGE}-{VERSION}-vendor.tar.gz"),
+        format!("{PACKAGE}.spec"),
+    ]
+    .into();
+    assert_eq!(files, expected.iter().map(String::as_str).collect(), "{list}");
+
+    // The rebuild: no network, no cargo cache; the BuildRequires are checked by an rpm database
+    // this Debian machine does not have (--nodeps), the tools are on PATH.
+    let (top, cargo_home, home) = (work.path().join("top"), work.path().join("cargo-home"), work.path().join("home"));
+    fs::create_dir_all(&cargo_home).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        .expect("a RUSTUP_HOME or HOME for the toolchain");
+    let mut rebuild = Command::new(&unshare);
+    rebuild
+        .args(["--net", "--"])
+        .arg(&rpmbuild)
+        .args(["--rebuild", "--nodeps", "--quiet", "--define"])
+        .arg(format!("_topdir {}", top.display()))
+        .arg(&source_rpm)
+        .env_clear()
+        .env("PATH", path_with_cargo())
+        .env("HOME", &home)
+        .env("CARGO_HOME", &cargo_home)
+        .env("RUSTUP_HOME", rustup_home)
+        .env("LANG", "C.UTF-8");
+    let rebuilt = run_ok(rebuild, BUILD_TIMEOUT);
+    let package =
+        top.join(format!("RPMS/{}/{PACKAGE}-{VERSION}-1.{}.rpm", std::env::consts::ARCH, std::env::consts::ARCH));
+    assert!(package.is_file(), "no {} after the rebuild:\n{rebuilt}", package.display());
+    // cargo keeps its lock files there; a download would have made `registry` or `git`.
+    for fetched in ["registry", "git"] {
+        assert!(!cargo_home.join(fetched).exists(), "the offline build fetched into CARGO_HOME/{fetched}");
+    }
+
+    let mut list = Command::new(&rpm);
+    list.arg("-qlp").arg(&package);
     let list = run_ok(list, Duration::from_secs(60));
     let files: BTreeSet<&str> = list.stdout.lines().collect();
     assert!(files.contains("/usr/bin/docker-credential-icr"), "{list}");
@@ -378,7 +419,38 @@ fn rpm_spec_builds_a_package_of_the_release_binary() {
         assert!(files.contains(format!("/usr/share/doc/docker-credential-icr/examples/{example}").as_str()), "{list}");
     }
     assert_eq!(files.len(), 5, "{list}");
-    eprintln!("packaging: rpmbuild {rpm_path} ... ok");
+
+    // Unpacked as rpm would install it, the binary runs and answers.
+    let root = work.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let mut unpack = Command::new("sh");
+    unpack.arg("-c").arg(format!(
+        "{} - < '{}' | tar -xzf - -C '{}'",
+        require_tool("rpm2archive", "rpm").display(),
+        package.display(),
+        root.display()
+    ));
+    run_ok(unpack, Duration::from_secs(60));
+    let binary = root.join("usr/bin/docker-credential-icr");
+    let mut version = Command::new(&binary);
+    version.arg("version");
+    let version = run_ok(version, Duration::from_secs(10));
+    assert!(version.stdout.ends_with(&format!(" {VERSION}\n")), "{version}");
+    let mut get = Command::new(&binary);
+    get.arg("get").env_clear().env("HOME", &home).env("IBMCLOUD_API_KEY", "rpm-test-key");
+    let get = run_bounded(get, Some("us.icr.io\n"), Duration::from_secs(10));
+    get.assert_success();
+    assert_eq!(
+        get.stdout, "{\"ServerURL\":\"us.icr.io\",\"Username\":\"iamapikey\",\"Secret\":\"rpm-test-key\"}\n",
+        "{get}"
+    );
+    eprintln!("packaging: srpm.sh, rpmbuild --rebuild offline {} ... ok", package.display());
+}
+
+/// PATH with the directory of the cargo running the tests first (rustup's proxies live there).
+fn path_with_cargo() -> String {
+    let cargo_dir = Path::new(env!("CARGO")).parent().expect("cargo's directory").display().to_string();
+    format!("{cargo_dir}:/usr/local/bin:/usr/bin:/bin")
 }
 
 /// The first symbol of each input section of `.text` in a linker map (lld's `-Map` format:
