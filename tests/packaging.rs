@@ -361,7 +361,7 @@ fn the_source_rpm_rebuilds_offline_and_the_rebuilt_binary_runs() {
     let names: Vec<String> =
         fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     let source_rpm = format!("{PACKAGE}-{VERSION}-1.src.rpm");
-    assert_eq!(names, [source_rpm.clone()], "srpm.sh writes exactly the source RPM");
+    assert_eq!(names, std::slice::from_ref(&source_rpm), "srpm.sh writes exactly the source RPM");
     let source_rpm = out.join(source_rpm);
 
     let rpm = find_tool("rpm").expect("rpm comes with rpmbuild");
