@@ -246,7 +246,14 @@ fn f06_configure_run_as_root_in_a_users_home_leaves_them_their_files() {
         let m = fs::metadata(&path).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (USER.0, USER.1, 0o600), "{}", path.display());
     }
-    for created in [".config", ".config/containers", ".config/containers/auth.json"] {
+    for created in [
+        ".config",
+        ".config/containers",
+        ".config/containers/auth.json",
+        ".config/helm",
+        ".config/helm/registry",
+        ".config/helm/registry/config.json",
+    ] {
         let m = fs::metadata(s.in_home(created)).unwrap();
         assert_eq!((m.uid(), m.gid()), USER, "{created} belongs to the home's owner");
     }

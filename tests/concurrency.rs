@@ -34,17 +34,7 @@ fn two_hundred_cold_gets_make_one_exchange_and_print_one_answer() {
     let mut home = Scenario::with_iam(&iam);
     home.set("IBMCLOUD_API_KEY", "concurrency-api-key").set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let out = tempfile::tempdir().unwrap();
-    // All 200 start and block on stdin; then all are released as fast as one thread can write.
-    let mut procs: Vec<Proc> = (0..N).map(|i| Proc::spawn(home.command(&["get"]), out.path(), i)).collect();
-    let (tx, rx) = mpsc::channel();
-    let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
-    for p in &mut procs {
-        p.watch(&tx);
-    }
-    for p in &mut procs {
-        p.release("us.icr.io\n");
-    }
-    let exits = collect_exits(&rx, N, TIMEOUT, &pids);
+    let (procs, exits) = gets_at_once(&home, out.path(), N);
 
     let first = procs[0].stdout();
     let token = serde_json::from_str::<serde_json::Value>(&first)
@@ -73,17 +63,7 @@ fn gets_that_waited_for_a_failed_exchange_share_its_failure_and_the_next_get_ask
     let mut home = Scenario::with_iam(&iam);
     home.set("IBMCLOUD_API_KEY", "concurrency-api-key").set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
     let out = tempfile::tempdir().unwrap();
-    const WAITING: usize = 50;
-    let mut procs: Vec<Proc> = (0..WAITING).map(|i| Proc::spawn(home.command(&["get"]), out.path(), i)).collect();
-    let (tx, rx) = mpsc::channel();
-    let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
-    for p in &mut procs {
-        p.watch(&tx);
-    }
-    for p in &mut procs {
-        p.release("us.icr.io\n");
-    }
-    let exits = collect_exits(&rx, WAITING, TIMEOUT, &pids);
+    let (procs, exits) = gets_at_once(&home, out.path(), 50);
     let refusal = procs[0].stdout();
     assert!(refusal.starts_with("IAM at ") && refusal.contains("BXNIM0415E"), "{refusal:?}");
     for (p, exit) in procs.iter().zip(&exits) {
@@ -95,6 +75,26 @@ fn gets_that_waited_for_a_failed_exchange_share_its_failure_and_the_next_get_ask
     iam.add_apikey("concurrency-api-key");
     assert_eq!(home.get("us.icr.io").answer("us.icr.io").0, "iambearer");
     assert_eq!(iam.request_count(), 2);
+}
+
+/// `n` gets of `us.icr.io` that all start and block on stdin, then are released as fast as one
+/// thread can write; the processes and how each ended.
+fn gets_at_once(
+    home: &Scenario,
+    out: &std::path::Path,
+    n: usize,
+) -> (Vec<Proc>, Vec<Option<(std::process::ExitStatus, Instant)>>) {
+    let mut procs: Vec<Proc> = (0..n).map(|i| Proc::spawn(home.command(&["get"]), out, i)).collect();
+    let (tx, rx) = mpsc::channel();
+    let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
+    for p in &mut procs {
+        p.watch(&tx);
+    }
+    for p in &mut procs {
+        p.release("us.icr.io\n");
+    }
+    let exits = collect_exits(&rx, n, TIMEOUT, &pids);
+    (procs, exits)
 }
 
 /// One operation of a storm and what it leaves behind for its registry.

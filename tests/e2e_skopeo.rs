@@ -320,12 +320,14 @@ fn fresh_home_wired_by_configure_alone_serves_skopeo_and_podman() {
     client.set_env("REGISTRY_AUTH_FILE", &authfile);
     let configure = client.run_ok(Helper::NAME, &["configure", "--registries", &host], None);
     let docker_config = client.home().join(".docker/config.json");
+    let helm_config = client.config_home().join("helm/registry/config.json");
     assert_eq!(
         configure.stdout,
         format!(
-            "{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n",
+            "{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n{}: new file\n  + credHelpers \"{host}\": \"icr\"\n  written\n",
             docker_config.display(),
-            authfile.display()
+            authfile.display(),
+            helm_config.display()
         ),
         "{configure}"
     );

@@ -133,14 +133,7 @@ impl Config {
             Some(text) => Some(crate::duration::parse(&text).map_err(|e| located(&["kubeletCacheDuration"], e))?),
             None => None,
         };
-        let credential = credential(RawCredential {
-            api_key: raw.api_key,
-            api_key_file: raw.api_key_file,
-            api_key_env: raw.api_key_env,
-            trusted_profile: raw.trusted_profile.map(|Object(tp)| tp),
-            vpc_instance: raw.vpc_instance.map(|Object(v)| v),
-        })
-        .map_err(|(key, e)| located(&[key], e))?;
+        let credential = credential(raw_credential!(raw)).map_err(|(key, e)| located(&[key], e))?;
         let mut hosts = BTreeMap::new();
         let mut regions: Vec<(&'static Region, Entry)> = Vec::new();
         for (key, Object(raw_entry)) in raw.registries {
@@ -239,6 +232,20 @@ struct RawVpcInstance {
     profile_crn: Option<String>,
 }
 
+/// The credential keys of the top level or of an entry (two types, the same keys), moved out.
+macro_rules! raw_credential {
+    ($raw:expr) => {
+        RawCredential {
+            api_key: $raw.api_key,
+            api_key_file: $raw.api_key_file,
+            api_key_env: $raw.api_key_env,
+            trusted_profile: $raw.trusted_profile.map(|Object(tp)| tp),
+            vpc_instance: $raw.vpc_instance.map(|Object(v)| v),
+        }
+    };
+}
+use raw_credential;
+
 /// The credential keys of an entry, as the file has them.
 struct RawCredential {
     api_key: Option<String>,
@@ -296,13 +303,7 @@ fn entry(raw: RawEntry) -> Result<Entry, Invalid> {
         ),
         None => None,
     };
-    let credential = credential(RawCredential {
-        api_key: raw.api_key,
-        api_key_file: raw.api_key_file,
-        api_key_env: raw.api_key_env,
-        trusted_profile: raw.trusted_profile.map(|Object(tp)| tp),
-        vpc_instance: raw.vpc_instance.map(|Object(v)| v),
-    })?;
+    let credential = credential(raw_credential!(raw))?;
     Ok(Entry { mode: raw.mode, credential, region })
 }
 

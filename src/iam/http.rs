@@ -220,29 +220,17 @@ impl HttpExchange {
         }
         let agent: ureq::Agent = config.build().into();
         let started = SystemTime::now();
-        let sent = match call.method {
-            Method::Post => {
-                let mut request = agent.post(&call.url);
-                for (name, value) in &call.headers {
-                    request = request.header(*name, value);
-                }
-                match &call.payload {
-                    Payload::Form(form) => request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))),
-                    Payload::Json(json) => request.header("Content-Type", "application/json").send(json.as_str()),
-                    Payload::None => request.header("Content-Type", "application/json").send_empty(),
-                }
-            }
-            Method::Put => {
-                let mut request = agent.put(&call.url);
-                for (name, value) in &call.headers {
-                    request = request.header(*name, value);
-                }
-                match &call.payload {
-                    Payload::Form(form) => request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))),
-                    Payload::Json(json) => request.header("Content-Type", "application/json").send(json.as_str()),
-                    Payload::None => request.header("Content-Type", "application/json").send_empty(),
-                }
-            }
+        let mut request = match call.method {
+            Method::Post => agent.post(&call.url),
+            Method::Put => agent.put(&call.url),
+        };
+        for (name, value) in &call.headers {
+            request = request.header(*name, value);
+        }
+        let sent = match &call.payload {
+            Payload::Form(form) => request.send_form(form.iter().map(|(k, v)| (*k, v.as_str()))),
+            Payload::Json(json) => request.header("Content-Type", "application/json").send(json.as_str()),
+            Payload::None => request.header("Content-Type", "application/json").send_empty(),
         };
         let mut response = match sent {
             Ok(response) => response,

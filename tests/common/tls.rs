@@ -61,6 +61,20 @@ impl Tls {
         tls
     }
 
+    /// A TLS server's configuration with the server certificate.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&self.cert_pem).unwrap().map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_file(&self.key_pem).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
     /// The CA certificate in PEM form.
     pub fn ca_text(&self) -> &str {
         &self.ca_text
@@ -99,16 +113,7 @@ impl TlsFront {
     }
 
     fn with(tls: &Tls, listen: SocketAddr, backend: SocketAddr, serve: fn(Stream, SocketAddr)) -> TlsFront {
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&tls.cert_pem).unwrap().map(|c| c.unwrap()).collect();
-        let key = PrivateKeyDer::from_pem_file(&tls.key_pem).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        let config = Arc::new(config);
+        let config = tls.server_config();
         let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("bind {listen}: {e}"));
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();

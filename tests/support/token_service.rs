@@ -25,8 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use rcgen::{CertificateParams, DnType, KeyPair, SigningKey, PKCS_ECDSA_P256_SHA256};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::common::tls::Tls;
 
@@ -74,16 +72,7 @@ impl TokenService {
         fs::write(&bundle, cert.pem()).expect("write the signing certificate");
         let signer = Arc::new(Signer { key, cert_der: cert.der().to_vec() });
 
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&tls.cert_pem).unwrap().map(|c| c.unwrap()).collect();
-        let server_key = PrivateKeyDer::from_pem_file(&tls.key_pem).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, server_key)
-            .unwrap();
-        let config = Arc::new(config);
+        let config = tls.server_config();
         let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("bind {listen}: {e}"));
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
