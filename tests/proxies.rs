@@ -129,9 +129,10 @@ fn proxy_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// The three exchanges with IAM, each as a scenario at `endpoint` with `setup` applied: an API
-/// key for a bearer token, an API key for a refresh token (client `bx`), and a trusted profile.
-/// Runs each and checks its answer; returns how many IAM requests they made.
+/// The four exchanges with IAM, each as a scenario at `endpoint` with `setup` applied: an API
+/// key for a bearer token, an API key for a refresh token (client `bx`), that refresh token for
+/// a bearer token (grant `refresh_token`), and a trusted profile. Runs each and checks its
+/// answer; returns how many IAM requests they made.
 fn every_exchange(corp: &Corp, endpoint: &str, setup: impl Fn(&mut Scenario)) -> u64 {
     let before = corp.iam.request_count();
     let mut bearer = corp.scenario(endpoint);
@@ -140,7 +141,12 @@ fn every_exchange(corp: &Corp, endpoint: &str, setup: impl Fn(&mut Scenario)) ->
     let mut refresh = corp.scenario(endpoint);
     refresh.set("DOCKER_CREDENTIAL_ICR_MODE", "iamrefresh");
     setup(&mut refresh);
-    assert_eq!(refresh.get("us.icr.io").answer("us.icr.io").0, "iamrefresh");
+    let (username, refresh_token) = refresh.get("us.icr.io").answer("us.icr.io");
+    assert_eq!(username, "iamrefresh");
+    let mut refreshed = Scenario::with_endpoint(endpoint);
+    refreshed.set("IBMCLOUD_IAM_REFRESH_TOKEN", &refresh_token).set("DOCKER_CREDENTIAL_ICR_MODE", "iambearer");
+    setup(&mut refreshed);
+    bearer_answer(&refreshed.get("us.icr.io"));
     let mut profile = Scenario::with_endpoint(endpoint);
     profile.set("IBMCLOUD_CR_PROFILE", PROFILE_ID).set("IBMCLOUD_CR_TOKEN", cr_token());
     setup(&mut profile);
@@ -181,8 +187,8 @@ fn every_exchange_goes_through_the_proxy_each_variable_names_and_only_through_it
             s.set("SSL_CERT_FILE", corp.ca()).set("HTTPS_PROXY", format!("https://{TLS_PROXY_HOST}:{TLS_PROXY_PORT}"));
         });
         let (through, connections) = corp.through_the_proxy();
-        assert!(through && connections >= 15, "IAM saw connections not from the proxy: {:?}", corp.front.peers());
-        assert_eq!(requests, 15);
+        assert!(through && connections >= 20, "IAM saw connections not from the proxy: {:?}", corp.front.peers());
+        assert_eq!(requests, 20);
         // HTTP_PROXY is for http:// URLs, as for curl and Go: an https IAM is reached directly.
         every_exchange(&corp, ENDPOINT, |s| {
             s.set("SSL_CERT_FILE", corp.ca()).set("HTTP_PROXY", &plain).set("http_proxy", &plain);
@@ -328,7 +334,7 @@ fn the_ca_is_trusted_through_the_system_store_ssl_cert_file_ssl_cert_dir_and_iam
                     trust(s);
                     s.set("HTTPS_PROXY", &proxy);
                 });
-                assert_eq!(requests, 3);
+                assert_eq!(requests, 4);
             }
         };
         // SSL_CERT_FILE; SSL_CERT_DIR (a directory of PEM files, among other directories); the
@@ -349,7 +355,7 @@ fn the_ca_is_trusted_through_the_system_store_ssl_cert_file_ssl_cert_dir_and_iam
         bind(&bundle, Path::new("/etc/ssl/certs/ca-certificates.crt"));
         through_both(&|_| {});
         assert!(corp.through_the_proxy().0, "{:?}", corp.front.peers());
-        assert_eq!(corp.front.peers().len(), 1 + 24, "the refused handshake, then 24 exchanges");
+        assert_eq!(corp.front.peers().len(), 1 + 32, "the refused handshake, then 32 exchanges");
     });
 }
 

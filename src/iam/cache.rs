@@ -337,11 +337,13 @@ impl CachedExchange<'_> {
         }
     }
 
-    /// The inner exchange, refusing a token that has already expired when it arrives (an IAM
-    /// that took longer to answer than its token lives).
+    /// The inner exchange, refusing a token whose expiry has passed by this clock. The HTTP
+    /// exchange measures a token's life against the time its answer took to the millisecond; in
+    /// whole seconds, a token whose expiry is this very second may still have most of it left
+    /// (the kill storm's tokens live one second), so only an expiry already past is dead here.
     fn exchange_now(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
         let token = self.inner.exchange(endpoint, grant)?;
-        if token.expires_at <= self.clock.now() {
+        if token.expires_at < self.clock.now() {
             return Err(Error::failed(format!(
                 "IAM at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock"
             )));
