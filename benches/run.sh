@@ -66,7 +66,10 @@ fi
 
 # --- builds ---------------------------------------------------------------------------------
 say "building the helper, the fake IAM and the floor (release profile)"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p docker-credential-icr -p fake-iam
+# Two builds, not one: together, cargo would unify the features of the dependencies the two share
+# and the helper measured here would not be the binary users build.
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p docker-credential-icr
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p fake-iam
 cargo build --release --quiet --manifest-path "$ROOT/benches/floor/Cargo.toml"
 ICR="$ROOT/target/release/docker-credential-icr"
 FAKE_IAM="$ROOT/target/release/fake-iam"

@@ -33,8 +33,12 @@ install_with_apt "${need_apt[@]}"
 
 MAP="$WORK/link.map"
 say "building the release binary with its link map"
+# The helper alone, as users build it: built beside fake-iam, cargo would unify the features of
+# the dependencies they share (fake-iam's hmac turns on digest's "mac"), which changes those
+# crates' symbol hashes, and the file would name functions the users' binary does not have.
 DOCKER_CREDENTIAL_ICR_LINK_MAP="$MAP" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" \
-    -p docker-credential-icr -p fake-iam
+    -p docker-credential-icr
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p fake-iam
 [ -s "$MAP" ] || { say "no link map was written: build.rs links without rust-lld here"; exit 1; }
 ICR="$ROOT/target/release/docker-credential-icr"
 FAKE_IAM="$ROOT/target/release/fake-iam"
