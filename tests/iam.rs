@@ -523,6 +523,25 @@ fn an_iam_message_that_echoes_the_key_in_any_form_is_not_shown() {
 }
 
 #[test]
+fn a_request_id_or_code_that_echoes_the_key_is_not_shown() {
+    // IAM's request ids are base64, a key's own alphabet: one that holds a run of the key, in
+    // any case, is dropped, and so is a code made of it.
+    let upper = API_KEY.replace('-', "").to_ascii_uppercase();
+    for body in [
+        format!(r#"{{"errorCode":"BXNIM0415E","context":{{"requestId":"{}"}}}}"#, API_KEY.replace('-', "")),
+        format!(r#"{{"errorCode":"BXNIM0415E","context":{{"requestId":"{}"}}}}"#, &API_KEY[9..30]),
+        format!(r#"{{"errorCode":"{}"}}"#, &upper[4..16]),
+        format!(r#"{{"errors":[{{"code":"apikey"}}],"trace":"{}"}}"#, &upper[..20]),
+    ] {
+        let iam = fake_iam(|c| c.behavior(Behavior::Raw { status: 400, body: body.clone() }));
+        let (line, run) = failing_get(&bearer_case(&iam));
+        assert!(line.starts_with(&format!("IAM at {} refused the API key (HTTP 400", iam.url())), "{body}: {line}");
+        assert!(!line.contains("request id"), "{body}: {line}");
+        run.never_shows(&API_KEY[9..17]).never_shows(&upper[4..12]);
+    }
+}
+
+#[test]
 fn a_wrong_cr_token_names_the_compute_resource_token() {
     let iam = fake_iam(|c| c);
     let mut case = Scenario::with_iam(&iam);

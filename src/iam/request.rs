@@ -75,6 +75,19 @@ pub struct Call {
     pub what: &'static str,
 }
 
+impl Call {
+    /// Every value the request carries, for the check that an answer does not echo one.
+    fn sent(&self) -> Vec<&str> {
+        let mut sent: Vec<&str> = self.headers.iter().map(|(_, v)| v.as_str()).collect();
+        match &self.payload {
+            Payload::Form(form) => sent.extend(form.iter().map(|(_, v)| v.as_str())),
+            Payload::Json(json) => sent.push(json),
+            Payload::None => {}
+        }
+        sent
+    }
+}
+
 /// `POST <endpoint>/identity/token` for an IAM grant.
 pub fn token(endpoint: &Endpoint, grant: &Grant) -> Call {
     let mut headers = vec![("Accept", "application/json".to_owned())];
@@ -227,7 +240,7 @@ fn alive(service: Service, endpoint: &Endpoint, token: Token) -> Result<Token> {
 /// The line for a refusal: who refused what, the code and request id the answer carries
 /// (`problem`), and what to do.
 pub fn refusal(call: &Call, endpoint: &Endpoint, status: u16, body: &str) -> Error {
-    let described = problem::describe(status, body);
+    let described = problem::describe(status, body, &call.sent());
     match call.service {
         Service::Iam => {
             let hint = match (status, call.what) {
