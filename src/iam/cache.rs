@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::endpoint::Endpoint;
 use super::exchange::{Cached, Exchange, Grant, Profile, Token, MAX_TOKEN_LIFETIME};
+use super::request::{self, Service};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::files::{self, Dir};
@@ -344,9 +345,7 @@ impl CachedExchange<'_> {
     fn exchange_now(&self, endpoint: &Endpoint, grant: &Grant) -> Result<Token> {
         let token = self.inner.exchange(endpoint, grant)?;
         if token.expires_at < self.clock.now() {
-            return Err(Error::failed(format!(
-                "IAM at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock"
-            )));
+            return Err(request::dead_on_arrival(Service::of(grant), endpoint));
         }
         Ok(token)
     }

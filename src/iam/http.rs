@@ -119,13 +119,7 @@ impl Exchange for HttpExchange {
         // clock, which could turn a token of a second's life dead on the tick between them.
         let lifetime = Duration::from_secs(token.expires_at.saturating_sub(token.issued_at));
         if started.elapsed() >= lifetime {
-            return Err(Error::failed(format!(
-                "{} at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock",
-                match grant {
-                    Grant::Instance { .. } => "The VPC metadata service",
-                    _ => "IAM",
-                }
-            )));
+            return Err(request::dead_on_arrival(Service::of(grant), endpoint));
         }
         Ok(token)
     }

@@ -39,6 +39,14 @@ pub enum Service {
 }
 
 impl Service {
+    /// Who exchanges `grant`: the metadata service an instance identity, IAM the rest.
+    pub fn of(grant: &Grant) -> Service {
+        match grant {
+            Grant::Instance { .. } => Service::Metadata,
+            _ => Service::Iam,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Service::Iam => "IAM",
@@ -229,12 +237,17 @@ fn expiry(access: &str, response: &TokenResponse, now: u64) -> u64 {
 
 fn alive(service: Service, endpoint: &Endpoint, token: Token) -> Result<Token> {
     if token.expires_at <= token.issued_at {
-        return Err(Error::failed(format!(
-            "{} at {endpoint} answered with a token that had already expired when it arrived: check this machine's clock",
-            capitalised(service.name())
-        )));
+        return Err(dead_on_arrival(service, endpoint));
     }
     Ok(token)
+}
+
+/// The line for a token that had expired by the time it arrived.
+pub fn dead_on_arrival(service: Service, endpoint: &Endpoint) -> Error {
+    Error::failed(format!(
+        "{} at {endpoint} answered with a token that had already expired when it arrived: check the network and this machine's clock",
+        capitalised(service.name())
+    ))
 }
 
 /// The line for a refusal: who refused what, the code and request id the answer carries
