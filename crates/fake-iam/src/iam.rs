@@ -20,7 +20,9 @@
 //!   with the fake's own code `BXNIM0487E` (IAM publishes none for these).
 //!
 //! `response_type` is recorded, not required (IAM answers `cloud_iam` by default); any other
-//! grant type is refused with the fake's own `BXNIM0104E`.
+//! grant type is refused with the fake's own `BXNIM0104E`, and an `Authorization` header other
+//! than the client `bx` with the fake's own `BXNIM0488E` (IAM's `BXNIM0308E` means that there is
+//! no authorization header at all).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,7 +75,7 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
     let bx = match req.header("authorization") {
         None => false,
         Some(a) if is_bx_auth(a) => true,
-        Some(_) => return Response::error(400, "BXNIM0308E", "Client ID or secret is not valid"),
+        Some(_) => return Response::error(400, "BXNIM0488E", "Client ID or secret is not valid"),
     };
     let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let Some(grant) = field("grant_type") else {

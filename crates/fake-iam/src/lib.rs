@@ -962,10 +962,11 @@ fn scripted(shared: &Shared, b: &Behavior) -> Response {
     };
     match b {
         Behavior::Status(s) => {
-            // The fake's own codes: IAM publishes none for these statuses.
+            // 400 and 401 with IAM's codes of that meaning; the rest are the fake's own codes
+            // (IAM publishes none for these statuses), each used for nothing else.
             let (code, msg) = match s {
                 400 => ("BXNIM0109E", "Property missing or empty."),
-                401 => ("BXNIM0308E", "Unauthorized"),
+                401 => ("BXNIM0308E", "No authorization header found"),
                 403 => ("BXNIM0513E", "Forbidden"),
                 404 => ("BXNIM0101E", "Not found"),
                 429 => ("BXNIM0436E", "Too many requests"),
@@ -973,7 +974,7 @@ fn scripted(shared: &Shared, b: &Behavior) -> Response {
                 501 => ("BXNIM0105E", "Not implemented"),
                 502 => ("BXNIM0106E", "Bad gateway"),
                 503 => ("BXNIM0103E", "Service temporarily unavailable"),
-                504 => ("BXNIM0104E", "Gateway timeout"),
+                504 => ("BXNIM0107E", "Gateway timeout"),
                 _ => ("BXNIM0100E", "Unexpected error"),
             };
             error(*s, code, msg)

@@ -196,7 +196,7 @@ fn bx_basic_auth_yields_refresh_token_that_refreshes() {
     assert_iam_error(&post_form(&iam, &[("Authorization", BX_BASIC_AUTH)], unknown), 400, "BXNIM0407E");
     // Wrong client credentials are refused.
     let r4 = post_form(&iam, &[("Authorization", "Basic Zm9vOmJhcg==")], &apikey_body("k"));
-    assert_iam_error(&r4, 400, "BXNIM0308E");
+    assert_iam_error(&r4, 400, "BXNIM0488E");
 }
 
 #[test]
